@@ -1,0 +1,34 @@
+// Format validation on the CPU, run by every op before a kernel reads the format.
+// Each check is O(metadata size), parallel, and raises ValueError/TypeError with
+// the op name, the argument and the first offending position.
+//
+// The CUDA glue validates on the device with its own kernels (ops/cuda).
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/ATen.h>
+
+namespace sk {
+
+// row_ptr [m+1] and col_idx [nnz] (same int32/int64 dtype, contiguous, 1-D),
+// values [nnz]; row_ptr[0] == 0, non-decreasing, row_ptr[m] == nnz; 0 <= col < k.
+void validate_csr(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
+                  const at::Tensor& values, int64_t m, int64_t k);
+
+// block_row_ptr [ceil(m/r)+1], block_col_idx [nnzb], blocks [nnzb, r, c] with
+// r, c >= 1; the same pointer rules as CSR with 0 <= block col < ceil(k/c).
+void validate_bsr(const char* op, const at::Tensor& block_row_ptr, const at::Tensor& block_col_idx,
+                  const at::Tensor& blocks, int64_t m, int64_t k);
+
+// group_offsets int64 [G+1], bitmaps int64 [G*64], values [group_offsets[G]] with
+// G = ceil(m/64)*ceil(k/64); offsets start at 0, each group's count equals
+// popcount of its 64 bitmaps rounded up to a multiple of 8, no bit set outside m x k.
+void validate_bitmap(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
+                     const at::Tensor& values, int64_t m, int64_t k);
+
+// values [m, kp/2], meta int16 [m, kp/16] with kp = roundup(k, 16); every 4-bit
+// group holds two strictly increasing 2-bit indices; no index points at or past k.
+void validate_sparse24(const char* op, const at::Tensor& values, const at::Tensor& meta, int64_t k);
+
+}  // namespace sk

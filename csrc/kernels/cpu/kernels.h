@@ -1,0 +1,100 @@
+// Torch-free CPU kernels: argument structs and entry points.
+//
+// Every buffer is host memory, row-major and contiguous unless stated. T is
+// float, half_t or bf16_t (accumulation is always fp32); I is int32_t or
+// int64_t. Each entry point processes a range of output rows (or row blocks /
+// groups, as documented) so the ATen glue can split the work with
+// at::parallel_for; ranges never write outside their own rows.
+//
+// The glue validates the format before calling (csrc/core/validate.h): kernels
+// trust that indices are in range and row pointers are monotone.
+//
+// Each entry point exists once per ISA (sk::cpu::scalar / avx2 / avx512); the
+// glue picks one at run time (csrc/core/cpu_isa.h, SK_CPU_CALL).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/types.h"
+
+namespace sk {
+namespace cpu {
+
+// out[m, n] = A[m, k] @ b[k, n], A in CSR.
+template <typename T, typename I>
+struct CsrSpmmArgs {
+  const I* row_ptr;  // [m + 1]
+  const I* col_idx;  // [nnz], each < k
+  const T* values;   // [nnz]
+  const T* b;        // [k, n], row stride ldb
+  T* out;            // [m, n], row stride ldo
+  int64_t m, k, n;
+  int64_t ldb, ldo;
+};
+
+// out[m, n] = A[m, k] @ b[k, n], A in BSR with r x c blocks. Row blocks are
+// ceil(m / r), column blocks ceil(k / c); edge blocks are padded and their
+// padding is never read against b or written to out.
+template <typename T, typename I>
+struct BsrSpmmArgs {
+  const I* block_row_ptr;  // [ceil(m / r) + 1]
+  const I* block_col_idx;  // [nnzb], each < ceil(k / c)
+  const T* blocks;         // [nnzb, r, c]
+  const T* b;              // [k, n], row stride ldb
+  T* out;                  // [m, n], row stride ldo
+  int64_t m, k, n;
+  int64_t r, c;
+  int64_t ldb, ldo;
+};
+
+// out[m, n] = A[m, k] @ b[k, n], A in the bitmap format (docs/formats.md):
+// 64 x 64 groups in row-major group order, each group 64 8x8 tiles.
+template <typename T>
+struct BitmapSpmmArgs {
+  const int64_t* group_offsets;  // [ceil(m/64) * ceil(k/64) + 1], start of each group's values
+  const uint64_t* bitmaps;       // [ceil(m/64) * ceil(k/64) * 64]
+  const T* values;               // [group_offsets[last]]
+  const T* b;                    // [k, n], row stride ldb
+  T* out;                        // [m, n], row stride ldo
+  int64_t m, k, n;
+  int64_t ldb, ldo;
+};
+
+// out[m, n] = A[m, k] @ b[k, n], A in the 2:4 format (docs/formats.md).
+template <typename T>
+struct Sparse24SpmmArgs {
+  const T* values;      // [m, kp / 2], kp = roundup(k, 16)
+  const uint16_t* meta; // [m, kp / 16]
+  const T* b;           // [k, n], row stride ldb
+  T* out;               // [m, n], row stride ldo
+  int64_t m, k, n;
+  int64_t ldb, ldo;
+};
+
+}  // namespace cpu
+}  // namespace sk
+
+// Entry points, declared once per ISA namespace. Row ranges are [begin, end).
+#define SK_DECLARE_CPU_KERNELS(ISA)                                                         \
+  namespace sk {                                                                            \
+  namespace cpu {                                                                           \
+  namespace ISA {                                                                           \
+  /* rows [begin, end) of out */                                                            \
+  template <typename T, typename I>                                                         \
+  void csr_spmm(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end);                   \
+  /* block rows [begin, end) of out (rows begin*r .. min(end*r, m)) */                     \
+  template <typename T, typename I>                                                         \
+  void bsr_spmm(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end);                   \
+  /* group rows [begin, end) of out (rows begin*64 .. min(end*64, m)) */                   \
+  template <typename T>                                                                     \
+  void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end);                \
+  /* rows [begin, end) of out */                                                            \
+  template <typename T>                                                                     \
+  void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end);            \
+  }                                                                                         \
+  }                                                                                         \
+  }
+
+SK_DECLARE_CPU_KERNELS(scalar)
+SK_DECLARE_CPU_KERNELS(avx2)
+SK_DECLARE_CPU_KERNELS(avx512)

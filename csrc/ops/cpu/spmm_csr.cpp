@@ -1,0 +1,41 @@
+// CPU glue for sparse::csr_spmm: checks -> validation -> kernel.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "core/checks.h"
+#include "core/cpu_isa.h"
+#include "core/dispatch.h"
+#include "core/output.h"
+#include "core/validate.h"
+#include "kernels/cpu/kernels.h"
+#include "ops/cpu/spmm_common.h"
+
+namespace sk {
+
+at::Tensor csr_spmm_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, const at::Tensor& values,
+                        const at::Tensor& b, int64_t m) {
+  constexpr const char* op = "sparse::csr_spmm";
+  const at::Tensor bb = check_spmm_dense_operand(op, values, b);
+  const int64_t k = bb.size(0), n = bb.size(1);
+  validate_csr(op, row_ptr, col_idx, values, m, k);
+  at::Tensor out = empty_output({m, n}, bb.options());
+  if (m == 0 || n == 0) return out;
+  const int64_t nnz = col_idx.numel();
+  dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
+    using T = decltype(vtag);
+    dispatch_index_type(row_ptr.scalar_type(), op, [&](auto itag) {
+      using I = decltype(itag);
+      const cpu::CsrSpmmArgs<T, I> args{row_ptr.data_ptr<I>(), col_idx.data_ptr<I>(), data_as<const T>(values),
+                                        data_as<const T>(bb),  data_as<T>(out),       m, k, n,
+                                        bb.stride(0),          out.stride(0)};
+      at::parallel_for(0, m, spmm_row_grain(m, nnz, n), [&](int64_t begin, int64_t end) {
+        SK_CPU_CALL(csr_spmm, args, begin, end);
+      });
+    });
+  });
+  return out;
+}
+
+TORCH_LIBRARY_IMPL(sparse, CPU, m) { m.impl("csr_spmm", &csr_spmm_cpu); }
+
+}  // namespace sk

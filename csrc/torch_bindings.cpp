@@ -1,0 +1,55 @@
+// Every schema of sparsekernels, and nothing else. Implementations register in
+// ops/cpu/*.cpp and ops/cuda/*.cpp (TORCH_LIBRARY_IMPL), fakes and autograd in
+// python/sparsekernels/ops.py. Shapes and layouts: docs/formats.md.
+//
+// ATen already owns the `sparse` namespace (TORCH_LIBRARY(sparse, ...) for its
+// quantized sparse linear ops): add to it with a FRAGMENT, never TORCH_LIBRARY,
+// and never reuse its qlinear* names.
+#include <torch/library.h>
+
+#include "build_info.h"
+#include "core/cpu_isa.h"
+
+TORCH_LIBRARY_FRAGMENT(sparse, m) {
+  // ---- model-facing op: a is a torch CSR/BSR tensor or a sparsekernels format
+  // tensor (whose __torch_dispatch__ routes it), b dense [k, n] -> [m, n].
+  m.def("spmm(Tensor a, Tensor b) -> Tensor");
+
+  // ---- SpMM kernel ops: out[m, n] = A[m, k] @ b[k, n], k = b.size(0).
+  m.def("csr_spmm(Tensor row_ptr, Tensor col_idx, Tensor values, Tensor b, SymInt m) -> Tensor");
+  m.def("bsr_spmm(Tensor block_row_ptr, Tensor block_col_idx, Tensor blocks, Tensor b, SymInt m) -> Tensor");
+  m.def("bitmap_spmm(Tensor group_offsets, Tensor bitmaps, Tensor values, Tensor b, SymInt m) -> Tensor");
+  m.def("sparse24_spmm(Tensor values, Tensor meta, Tensor b) -> Tensor");
+
+  // ---- SDDMM: out[p] = dot(x[row(p)], y[col_idx[p]]) for each stored entry p;
+  // x [m, d], y [n, d] -> values [nnz] (i.e. (x @ y.T) sampled at A's pattern).
+  m.def("csr_sddmm(Tensor row_ptr, Tensor col_idx, Tensor x, Tensor y) -> Tensor");
+
+  // ---- SpGEMM: C = A [m, k] @ B [k, n], all CSR; C has sorted columns and no
+  // explicit zeros removed (structural product). Returns (row_ptr, col_idx, values).
+  m.def(
+      "csr_spgemm(Tensor a_row_ptr, Tensor a_col_idx, Tensor a_values, Tensor b_row_ptr, "
+      "Tensor b_col_idx, Tensor b_values, SymInt n) -> (Tensor, Tensor, Tensor)");
+
+  // ---- pack / unpack (dense <-> format). Packing keeps the non-zeros of dense.
+  m.def("dense_to_csr(Tensor dense) -> (Tensor, Tensor, Tensor)");
+  m.def("csr_to_dense(Tensor row_ptr, Tensor col_idx, Tensor values, SymInt m, SymInt k) -> Tensor");
+  m.def("dense_to_bsr(Tensor dense, int r, int c) -> (Tensor, Tensor, Tensor)");
+  m.def("bsr_to_dense(Tensor block_row_ptr, Tensor block_col_idx, Tensor blocks, SymInt m, SymInt k) -> Tensor");
+  m.def("dense_to_bitmap(Tensor dense) -> (Tensor, Tensor, Tensor)");
+  m.def("bitmap_to_dense(Tensor group_offsets, Tensor bitmaps, Tensor values, SymInt m, SymInt k) -> Tensor");
+  m.def("dense_to_sparse24(Tensor dense) -> (Tensor, Tensor)");
+  m.def("sparse24_to_dense(Tensor values, Tensor meta, SymInt k) -> Tensor");
+}
+
+// Library configuration, in a namespace of its own (not model-facing).
+TORCH_LIBRARY(sparsekernels, m) {
+  m.def("build_info() -> str", []() -> std::string { return SK_BUILD_INFO_JSON; });
+  m.def("cpu_isa() -> str", []() -> std::string { return sk::cpu_isa_name(sk::active_cpu_isa()); });
+  m.def("cpu_isa_supported(str isa) -> bool", [](const std::string& isa) -> bool {
+    for (sk::CpuIsa i : {sk::CpuIsa::scalar, sk::CpuIsa::avx2, sk::CpuIsa::avx512})
+      if (isa == sk::cpu_isa_name(i)) return sk::cpu_supports(i);
+    return false;
+  });
+  m.def("set_cpu_isa(str isa) -> ()", [](const std::string& isa) { sk::set_cpu_isa(isa); });
+}

@@ -1,0 +1,115 @@
+"""sparse::csr_spmm against the float64 dense reference."""
+
+import pytest
+import torch
+
+from conftest import DTYPES, assert_matches_reference, random_dense, random_sparse
+
+SHAPES = [  # (m, k, n)
+    (0, 5, 3), (5, 0, 3), (5, 4, 0), (1, 1, 1), (7, 33, 1), (33, 7, 16), (64, 1025, 7),
+    (1025, 33, 1), (130, 70, 65),
+]
+
+
+def csr_parts(dense, index_dtype=torch.int32):
+    s = dense.to_sparse_csr()
+    return s.crow_indices().to(index_dtype).clone(), s.col_indices().to(index_dtype).clone(), s.values().clone()
+
+
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_csr_spmm_matches_reference(isa, device, m, k, n, dtype):
+    a = random_sparse(m, k, 0.3, dtype, device, empty_rows=(0, 3))
+    b = random_dense(k, n, dtype=dtype, device=device, seed=1)
+    row_ptr, col_idx, values = csr_parts(a.cpu())
+    out = torch.ops.sparse.csr_spmm(row_ptr.to(device), col_idx.to(device), values.to(device), b, m)
+    assert_matches_reference(out, a.double().cpu() @ b.double().cpu(), dtype, a @ b if dtype != torch.float32 else None)
+
+
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
+@pytest.mark.parametrize("density", [0.0, 1.0, 0.05])
+def test_csr_spmm_index_dtypes_and_density(isa, device, index_dtype, density):
+    a = random_sparse(37, 45, density, device=device)
+    b = random_dense(45, 19, device=device)
+    parts = [t.to(device) for t in csr_parts(a.cpu(), index_dtype)]
+    out = torch.ops.sparse.csr_spmm(*parts, b, 37)
+    assert_matches_reference(out, a.double().cpu() @ b.double().cpu(), torch.float32)
+
+
+def test_csr_spmm_strided_b(isa):
+    a = random_sparse(20, 30, 0.3)
+    bt = random_dense(17, 30).T  # [30, 17] with column-major strides
+    out = torch.ops.sparse.csr_spmm(*csr_parts(a), bt, 20)
+    assert_matches_reference(out, a.double() @ bt.double(), torch.float32)
+
+
+def test_csr_spmm_unsorted_and_duplicate_columns_are_summed(isa):
+    row_ptr = torch.tensor([0, 3, 3], dtype=torch.int32)
+    col_idx = torch.tensor([2, 0, 2], dtype=torch.int32)
+    values = torch.tensor([1.0, 2.0, 3.0])
+    b = random_dense(3, 5)
+    out = torch.ops.sparse.csr_spmm(row_ptr, col_idx, values, b, 2)
+    expected = torch.zeros(2, 5, dtype=torch.float64)
+    expected[0] = 2.0 * b[0].double() + 4.0 * b[2].double()
+    assert_matches_reference(out, expected, torch.float32)
+
+
+class TestBadInput:
+    def setup_method(self):
+        self.a = random_sparse(6, 8, 0.5)
+        self.parts = csr_parts(self.a)
+        self.b = random_dense(8, 3)
+
+    def test_row_ptr_not_monotone(self):
+        row_ptr = self.parts[0].clone()
+        hi, lo = int(row_ptr[4]), int(row_ptr[3])
+        row_ptr[3], row_ptr[4] = hi + 1, lo
+        with pytest.raises(ValueError, match="non-decreasing"):
+            torch.ops.sparse.csr_spmm(row_ptr, self.parts[1], self.parts[2], self.b, 6)
+
+    def test_row_ptr_end_not_nnz(self):
+        row_ptr = self.parts[0].clone()
+        row_ptr[-1] += 1
+        with pytest.raises(ValueError, match=r"row_ptr\[m\]"):
+            torch.ops.sparse.csr_spmm(row_ptr, self.parts[1], self.parts[2], self.b, 6)
+
+    def test_row_ptr_wrong_length(self):
+        with pytest.raises(ValueError, match="m \\+ 1"):
+            torch.ops.sparse.csr_spmm(*self.parts, self.b, 7)
+
+    @pytest.mark.parametrize("bad", [-1, 8, 2**31 - 1])
+    def test_col_idx_out_of_range(self, bad):
+        col_idx = self.parts[1].clone()
+        col_idx[2] = bad
+        with pytest.raises(ValueError, match="out of range"):
+            torch.ops.sparse.csr_spmm(self.parts[0], col_idx, self.parts[2], self.b, 6)
+
+    def test_dtype_mismatch(self):
+        with pytest.raises(TypeError, match="same dtype"):
+            torch.ops.sparse.csr_spmm(*self.parts, self.b.double(), 6)
+
+    def test_unsupported_dtype(self):
+        with pytest.raises(TypeError, match="unsupported dtype"):
+            torch.ops.sparse.csr_spmm(self.parts[0], self.parts[1], self.parts[2].double(), self.b.double(), 6)
+
+    def test_index_dtype_mismatch(self):
+        with pytest.raises(TypeError, match="same dtype"):
+            torch.ops.sparse.csr_spmm(self.parts[0].long(), *self.parts[1:], self.b, 6)
+
+    def test_float_indices(self):
+        with pytest.raises(TypeError):
+            torch.ops.sparse.csr_spmm(self.parts[0].float(), self.parts[1].float(), self.parts[2], self.b, 6)
+
+    def test_b_wrong_rank(self):
+        with pytest.raises(ValueError, match="2-D"):
+            torch.ops.sparse.csr_spmm(*self.parts, self.b[0], 6)
+
+    def test_values_length_mismatch(self):
+        with pytest.raises(ValueError, match="same length"):
+            torch.ops.sparse.csr_spmm(self.parts[0], self.parts[1], self.parts[2][:-1], self.b, 6)
+
+
+def test_csr_spmm_opcheck():
+    a = random_sparse(9, 12, 0.4)
+    b = random_dense(12, 5)
+    torch.library.opcheck(torch.ops.sparse.csr_spmm.default, (*csr_parts(a), b, 9))
