@@ -1,0 +1,265 @@
+"""The common machinery of the format tensors (CSR, BSR, bitmap, 2:4).
+
+A format tensor is a traceable wrapper subclass of torch.Tensor (the pattern of
+torch's SparseSemiStructuredTensor): it has the logical shape, dtype and device of
+the sparse matrix and holds the format's arrays as plain inner tensors. Its
+``__torch_dispatch__`` sends ``sparse.spmm``, ``aten.mm``, ``aten.addmm``,
+``aten.linear`` and ``aten.t`` to the kernel ops, so a format tensor can stand
+in for an ``nn.Linear`` weight and ``torch.compile(fullgraph=True)`` traces it
+(``__tensor_flatten__`` / ``__tensor_unflatten__``).
+
+A transposed format tensor (``w.t()``) keeps the arrays of ``w`` and a flag;
+``x @ w.t()`` runs as ``(w @ x.T).T``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+aten = torch.ops.aten
+
+
+class SparseFormatTensor(torch.Tensor):
+    """Base of the format tensors. Subclasses set FORMAT and INNER and implement
+    ``_spmm(b)`` (stored matrix @ dense b) and ``_to_dense_stored()``."""
+
+    FORMAT: ClassVar[str] = ""
+    INNER: ClassVar[tuple[str, ...]] = ()  # names of the inner tensors; the last holds the values
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    # stored (not transposed) shape, transposed flag, format-specific metadata
+    _mk: tuple[int, int]
+    transposed: bool
+    _meta: tuple
+
+    @staticmethod
+    def __new__(cls, mk, tensors, transposed=False, meta=(), requires_grad=False):
+        values = tensors[-1]
+        m, k = mk
+        shape = (k, m) if transposed else (m, k)
+        self = torch.Tensor._make_wrapper_subclass(
+            cls, shape, dtype=values.dtype, device=values.device, requires_grad=requires_grad
+        )
+        for name, t in zip(cls.INNER, tensors):
+            setattr(self, name, t)
+        self._mk = (m, k)
+        self.transposed = transposed
+        self._meta = tuple(meta)
+        return self
+
+    # ---- traceability -----------------------------------------------------------
+    def __tensor_flatten__(self):
+        return list(self.INNER), (self._mk, self.transposed, self._meta)
+
+    @classmethod
+    def __tensor_unflatten__(cls, inner_tensors, ctx, outer_size, outer_stride):
+        mk, transposed, meta = ctx
+        return cls(mk, tuple(inner_tensors[n] for n in cls.INNER), transposed, meta)
+
+    # ---- construction helpers -----------------------------------------------------
+    def _inner(self) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, n) for n in self.INNER)
+
+    def _with(self, tensors, transposed=None, requires_grad=False):
+        return type(self)(
+            self._mk, tuple(tensors), self.transposed if transposed is None else transposed, self._meta,
+            requires_grad=requires_grad,
+        )
+
+    def _validate(self) -> None:
+        """Runs the ops' format validation (a product with a 0-column operand)."""
+        self._spmm(self._values_tensor().new_empty((self._mk[1], 0)))
+
+    def _values_tensor(self) -> torch.Tensor:
+        return getattr(self, self.INNER[-1])
+
+    # ---- public API ---------------------------------------------------------------
+    @property
+    def nnz(self) -> int:
+        """Number of stored values (explicit zeros that the format stores included)."""
+        raise NotImplementedError
+
+    @property
+    def sparsity(self) -> float:
+        m, k = self._mk
+        return 1.0 - self.nnz / (m * k) if m * k else 0.0
+
+    @property
+    def format_nbytes(self) -> int:
+        """Bytes the format occupies (all its arrays): what a kernel has to read."""
+        return sum(t.numel() * t.element_size() for t in self._inner())
+
+    def to_dense(self, dtype=None, *, masked_grad=None) -> torch.Tensor:  # noqa: ARG002 (torch's signature)
+        dense = self._to_dense_stored()
+        if dtype is not None:
+            dense = dense.to(dtype)
+        return dense.t() if self.transposed else dense
+
+    def __repr__(self, *, tensor_contents=None) -> str:  # noqa: ARG002
+        m, k = self.shape
+        dense_bytes = m * k * self.element_size()
+        extra = "".join(f", {k_}={v}" for k_, v in self._repr_meta().items())
+        return (
+            f"{type(self).__name__}(shape=({m}, {k}){extra}, nnz={self.nnz}, sparsity={self.sparsity:.3f}, "
+            f"dtype={self.dtype}, device={self.device}, bytes={self.format_nbytes} "
+            f"(dense {dense_bytes}){', transposed' if self.transposed else ''})"
+        )
+
+    def _repr_meta(self) -> dict:
+        return {}
+
+    # ---- SpMM entry --------------------------------------------------------------
+    def _matmul_dense(self, b: torch.Tensor) -> torch.Tensor:
+        """self @ b for a dense 2-D b."""
+        if isinstance(b, SparseFormatTensor):
+            raise TypeError(
+                f"sparse @ sparse with {type(self).__name__} and {type(b).__name__} is not an SpMM; "
+                "use sparsekernels.spgemm for CSR @ CSR"
+            )
+        if b.dim() != 2:
+            raise ValueError(f"{self.FORMAT} SpMM: the dense operand must be 2-D, got shape {tuple(b.shape)}")
+        if b.shape[0] != self.shape[1]:
+            raise ValueError(
+                f"{self.FORMAT} SpMM: shapes {tuple(self.shape)} and {tuple(b.shape)} cannot be multiplied"
+            )
+        if self.transposed:
+            raise NotImplementedError(
+                f"{type(self).__name__}: the transposed product A.T @ B is not implemented yet; "
+                "x @ A.T (the nn.Linear case) is"
+            )
+        return self._spmm(b)
+
+    def _dense_matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """x @ self for a dense 2-D x, where self is a transposed format tensor W.T: (W @ x.T).T."""
+        if not self.transposed:
+            raise NotImplementedError(
+                f"{type(self).__name__}: dense @ sparse (x @ A) is not implemented; x @ A.T (the nn.Linear case) is"
+            )
+        if x.dim() != 2 or x.shape[1] != self.shape[0]:
+            raise ValueError(
+                f"{self.FORMAT} SpMM: shapes {tuple(x.shape)} and {tuple(self.shape)} cannot be multiplied"
+            )
+        return self._spmm(x.t()).t().contiguous()
+
+    def _spmm(self, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _to_dense_stored(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ---- dispatch -----------------------------------------------------------------
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        handler = _HANDLERS.get(func)
+        if handler is None:
+            raise NotImplementedError(
+                f"sparsekernels {cls.__name__} does not support {func}; "
+                "supported: sparse.spmm, mm, addmm, linear, t, detach, clone, to/_to_copy. "
+                "Convert with .to_dense() for anything else"
+            )
+        return handler(func, args, kwargs)
+
+
+def _is_fmt(x: Any) -> bool:
+    return isinstance(x, SparseFormatTensor)
+
+
+def _mm(a, b):
+    if _is_fmt(a) and not _is_fmt(b):
+        return a._matmul_dense(b)
+    if _is_fmt(b) and not _is_fmt(a):
+        return b._dense_matmul(a)
+    raise TypeError(
+        f"matmul of {type(a).__name__} and {type(b).__name__} is not supported; use sparsekernels.spgemm for "
+        "CSR @ CSR"
+    )
+
+
+def _handle_spmm(func, args, kwargs):
+    a, b = args
+    if not _is_fmt(a):
+        raise TypeError(
+            "sparse::spmm: 'a' must be the sparse operand (a sparsekernels format tensor or a torch CSR/BSR tensor), "
+            f"got a dense tensor and a {type(b).__name__}"
+        )
+    return a._matmul_dense(b)
+
+
+def _handle_mm(func, args, kwargs):
+    return _mm(args[0], args[1])
+
+
+def _handle_addmm(func, args, kwargs):
+    bias, a, b = args[:3]
+    beta = kwargs.get("beta", args[3] if len(args) > 3 else 1)
+    alpha = kwargs.get("alpha", args[4] if len(args) > 4 else 1)
+    out = _mm(a, b)
+    if alpha != 1:
+        out = out * alpha
+    return out + (bias if beta == 1 else bias * beta)
+
+
+def _handle_linear(func, args, kwargs):
+    x, w = args[:2]
+    bias = args[2] if len(args) > 2 else kwargs.get("bias")
+    if not _is_fmt(w) or _is_fmt(x):
+        raise TypeError("linear: only a sparsekernels format tensor as the weight is supported")
+    x2 = x.reshape(-1, x.shape[-1])
+    out = _handle_t(func, (w,), {})._dense_matmul(x2) if not w.transposed else w._matmul_dense(x2.t()).t()
+    out = out.reshape(*x.shape[:-1], out.shape[-1])
+    return out if bias is None else out + bias
+
+
+def _handle_t(func, args, kwargs):
+    a = args[0]
+    return a._with(a._inner(), transposed=not a.transposed)
+
+
+def _handle_transpose(func, args, kwargs):
+    a, d0, d1 = args
+    if {d0 % 2, d1 % 2} == {0, 1}:
+        return _handle_t(func, (a,), {})
+    return a  # transpose(i, i) is the identity
+
+
+def _handle_detach(func, args, kwargs):
+    a = args[0]
+    return a._with(tuple(t.detach() for t in a._inner()))
+
+
+def _handle_clone(func, args, kwargs):
+    a = args[0]
+    return a._with(tuple(t.clone() for t in a._inner()))
+
+
+def _handle_to_copy(func, args, kwargs):
+    a = args[0]
+    layout = kwargs.get("layout")
+    if layout not in (None, torch.strided):
+        raise NotImplementedError(f"{type(a).__name__}.to(layout={layout}) is not supported")
+    device, dtype = kwargs.get("device"), kwargs.get("dtype")
+    if dtype is not None and dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise TypeError(f"{type(a).__name__}: values dtype must be float32, float16 or bfloat16, got {dtype}")
+    tensors = list(a._inner())
+    tensors = [t.to(device=device) if device is not None else t for t in tensors]
+    if dtype is not None:
+        tensors[-1] = tensors[-1].to(dtype)
+    return a._with(tensors)
+
+
+_HANDLERS = {
+    torch.ops.sparse.spmm.default: _handle_spmm,
+    aten.mm.default: _handle_mm,
+    aten.matmul.default: _handle_mm,
+    aten.addmm.default: _handle_addmm,
+    aten.linear.default: _handle_linear,
+    aten.t.default: _handle_t,
+    aten.transpose.int: _handle_transpose,
+    aten.detach.default: _handle_detach,
+    aten.alias.default: _handle_detach,
+    aten.clone.default: _handle_clone,
+    aten._to_copy.default: _handle_to_copy,
+}

@@ -1,0 +1,56 @@
+"""BSR (block CSR) format tensor (docs/formats.md#bsr-block-csr)."""
+
+from __future__ import annotations
+
+import torch
+
+from sparsekernels.formats.base import SparseFormatTensor
+
+
+class BSRTensor(SparseFormatTensor):
+    """Block CSR with r x c blocks: ``block_row_ptr``, ``block_col_idx``, ``blocks [nnzb, r, c]``.
+    Shapes that are not multiples of the block size are padded inside."""
+
+    FORMAT = "bsr"
+    INNER = ("block_row_ptr", "block_col_idx", "blocks")
+    block_row_ptr: torch.Tensor
+    block_col_idx: torch.Tensor
+    blocks: torch.Tensor
+
+    @property
+    def blocksize(self) -> tuple[int, int]:
+        return tuple(self.blocks.shape[1:])
+
+    @property
+    def nnz(self) -> int:
+        return self.blocks.numel()
+
+    def _repr_meta(self):
+        return {"blocksize": self.blocksize}
+
+    def _spmm(self, b):
+        return torch.ops.sparse.bsr_spmm(self.block_row_ptr, self.block_col_idx, self.blocks, b, self._mk[0])
+
+    def _to_dense_stored(self):
+        return torch.ops.sparse.bsr_to_dense(self.block_row_ptr, self.block_col_idx, self.blocks, *self._mk)
+
+    def to_torch(self) -> torch.Tensor:
+        """A torch.sparse_bsr_tensor sharing the arrays (needs m, k multiples of the block size)."""
+        r, c = self.blocksize
+        m, k = self._mk
+        if m % r or k % c:
+            raise ValueError(f"torch BSR needs the shape {self._mk} to be a multiple of the block size {(r, c)}")
+        return torch.sparse_bsr_tensor(self.block_row_ptr, self.block_col_idx, self.blocks, self._mk)
+
+    def to_scipy(self):
+        """A scipy.sparse.bsr_array (needs m, k multiples of the block size; bfloat16 copied to float32)."""
+        import scipy.sparse
+
+        self.to_torch()  # shape check
+        blocks = self.blocks.detach()
+        if blocks.dtype == torch.bfloat16:
+            blocks = blocks.float()
+        return scipy.sparse.bsr_array(
+            (blocks.cpu().numpy(), self.block_col_idx.cpu().numpy(), self.block_row_ptr.cpu().numpy()),
+            shape=self._mk,
+        )

@@ -1,0 +1,42 @@
+"""CSR format tensor (docs/formats.md#csr)."""
+
+from __future__ import annotations
+
+import torch
+
+from sparsekernels.formats.base import SparseFormatTensor
+
+
+class CSRTensor(SparseFormatTensor):
+    """Compressed sparse rows: ``row_ptr [m+1]``, ``col_idx [nnz]`` (int32 or int64), ``values [nnz]``."""
+
+    FORMAT = "csr"
+    INNER = ("row_ptr", "col_idx", "values")
+    row_ptr: torch.Tensor
+    col_idx: torch.Tensor
+    values: torch.Tensor
+
+    @property
+    def nnz(self) -> int:
+        return self.values.numel()
+
+    def _spmm(self, b):
+        return torch.ops.sparse.csr_spmm(self.row_ptr, self.col_idx, self.values, b, self._mk[0])
+
+    def _to_dense_stored(self):
+        return torch.ops.sparse.csr_to_dense(self.row_ptr, self.col_idx, self.values, *self._mk)
+
+    def to_torch(self) -> torch.Tensor:
+        """A torch.sparse_csr_tensor sharing this tensor's arrays (of the stored, untransposed matrix)."""
+        return torch.sparse_csr_tensor(self.row_ptr, self.col_idx, self.values, self._mk)
+
+    def to_scipy(self):
+        """A scipy.sparse.csr_array sharing the arrays where numpy can (CPU; bfloat16 is copied to float32)."""
+        import scipy.sparse
+
+        values = self.values.detach()
+        if values.dtype == torch.bfloat16:
+            values = values.float()
+        return scipy.sparse.csr_array(
+            (values.cpu().numpy(), self.col_idx.cpu().numpy(), self.row_ptr.cpu().numpy()), shape=self._mk
+        )

@@ -1,0 +1,87 @@
+"""Pruning helpers: make a dense weight sparse in the patterns the formats hold.
+
+Each returns a dense tensor of the same shape, dtype and device with the pruned
+entries set to zero (pack it with to_csr / to_bitmap / to_sparse24 / to_bsr).
+Ties are broken by position, so exactly the requested count is removed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _check_sparsity(fn: str, sparsity: float) -> None:
+    if not 0.0 <= float(sparsity) <= 1.0:
+        raise ValueError(f"{fn}: sparsity must be in [0, 1], got {sparsity}")
+
+
+def prune_magnitude(w: torch.Tensor, sparsity: float, *, per_row: bool = False) -> torch.Tensor:
+    """Zero the `sparsity` fraction of entries with the smallest magnitude (round(sparsity * count) of them),
+    over the whole tensor or, with per_row=True, in every row of a 2-D tensor."""
+    _check_sparsity("prune_magnitude", sparsity)
+    w = w.detach()
+    if w.numel() == 0:
+        return w.clone()
+    if per_row:
+        if w.dim() != 2:
+            raise ValueError(f"prune_magnitude: per_row needs a 2-D tensor, got shape {tuple(w.shape)}")
+        flat = w
+    else:
+        flat = w.reshape(1, -1)
+    n = flat.shape[1]
+    n_zero = int(round(float(sparsity) * n))
+    mask = torch.ones_like(flat, dtype=torch.bool)
+    if n_zero > 0:
+        idx = torch.topk(flat.abs().float(), n_zero, dim=1, largest=False, sorted=False).indices
+        mask.scatter_(1, idx, False)
+    return (flat * mask).reshape(w.shape)
+
+
+def prune_n_m(w: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
+    """Keep the n largest-magnitude entries in every group of m consecutive entries along the last dimension
+    (a final partial group keeps min(n, its size))."""
+    if not (isinstance(n, int) and isinstance(m, int) and 0 <= n <= m and m >= 1):
+        raise ValueError(f"prune_n_m: need integers 0 <= n <= m, m >= 1, got n={n}, m={m}")
+    w = w.detach()
+    k = w.shape[-1] if w.dim() else 0
+    if w.numel() == 0:
+        return w.clone()
+    pad = (-k) % m
+    padded = torch.nn.functional.pad(w, (0, pad)) if pad else w
+    groups = padded.reshape(*padded.shape[:-1], -1, m)
+    score = groups.abs().float()
+    if pad:  # padding must never be kept in place of a real entry
+        score = score.reshape(*padded.shape[:-1], -1)
+        score[..., k:] = -1.0
+        score = score.reshape(groups.shape)
+    keep = torch.zeros_like(groups, dtype=torch.bool)
+    if n > 0:
+        keep.scatter_(-1, torch.topk(score, n, dim=-1).indices, True)
+    out = (groups * keep).reshape(padded.shape)
+    return out[..., :k] if pad else out
+
+
+def prune_blocks(w: torch.Tensor, blocksize: tuple[int, int], sparsity: float) -> torch.Tensor:
+    """Zero the `sparsity` fraction of r x c blocks with the smallest L2 norm (edge blocks of a shape that is not
+    a multiple of the block size are partial and compete by their norm)."""
+    _check_sparsity("prune_blocks", sparsity)
+    r, c = blocksize
+    if w.dim() != 2:
+        raise ValueError(f"prune_blocks: expected a 2-D tensor, got shape {tuple(w.shape)}")
+    if not (r >= 1 and c >= 1):
+        raise ValueError(f"prune_blocks: blocksize must be positive, got {blocksize}")
+    w = w.detach()
+    m, k = w.shape
+    if w.numel() == 0:
+        return w.clone()
+    pm, pk = (-m) % r, (-k) % c
+    padded = torch.nn.functional.pad(w, (0, pk, 0, pm))
+    gm, gk = padded.shape[0] // r, padded.shape[1] // c
+    blocks = padded.reshape(gm, r, gk, c)
+    norms = blocks.float().pow(2).sum(dim=(1, 3)).reshape(-1)
+    n_zero = int(round(float(sparsity) * norms.numel()))
+    keep = torch.ones_like(norms, dtype=torch.bool)
+    if n_zero > 0:
+        keep[torch.topk(norms, n_zero, largest=False, sorted=False).indices] = False
+    out = blocks * keep.reshape(gm, 1, gk, 1)
+    return out.reshape(padded.shape)[:m, :k].contiguous()
