@@ -57,7 +57,7 @@ def random_dense(*shape, dtype=torch.float32, device="cpu", seed=0):
 
 
 def assert_matches_reference(out, ref64, dtype, torch_same_dtype=None):
-    """Checks `out` against the float64 reference `ref64` (docs/testing.md):
+    """Checks `out` against the float64 reference `ref64` (docs/design.md, "Outputs and tests"):
     float32 within 1e-5 relative to max|ref|; float16/bfloat16 within twice the error
     of torch's own dense op in that dtype (`torch_same_dtype`), never required to beat
     two roundings of the output dtype (a tiny product can be exact in torch by luck)."""
