@@ -1,0 +1,308 @@
+// CSR SpGEMM on the CPU (Gustavson, row by row): row i of C = sum over the
+// entries (i, c) of A of A[i, c] * row c of B. Two passes over the same rows:
+//
+//   symbolic: count the distinct columns of each row of C;
+//   numeric:  accumulate the products in fp32, write the columns sorted.
+//
+// Each pass accumulates a row in one of two ways (chosen by the glue through
+// the workspace, sddmm_spgemm.h):
+//   dense: marker[j] == i means column j already occurs in row i (no clearing
+//     between rows), acc[j] its running sum. Columns are collected as they
+//     appear and sorted, or, for a row that fills a good part of [0, n),
+//     picked up by one scan of the marker (cheaper than sorting).
+//   hash: open addressing with linear probing in a table of 2^s >= 2 * min(n,
+//     flops(i)) slots, cleared per row, so its cost follows the row's work
+//     rather than n (used for very wide C).
+//
+// No std algorithm is used here: the sort below lives in this ISA's namespace
+// (isa.h, the COMDAT rule).
+#include "kernels/cpu/sddmm_spgemm.h"
+#include "kernels/cpu/simd.h"
+
+SK_CPU_NAMESPACE_BEGIN
+
+// ---------------------------------------------------------------------------
+// Sorting the columns of one row (introsort: quicksort with a median-of-three
+// pivot, heapsort past a depth limit, insertion sort for short ranges).
+// ---------------------------------------------------------------------------
+template <typename I>
+static inline void swap_values(I& a, I& b) {
+  const I t = a;
+  a = b;
+  b = t;
+}
+
+template <typename I>
+static void insertion_sort(I* a, int64_t n) {
+  for (int64_t i = 1; i < n; ++i) {
+    const I v = a[i];
+    int64_t j = i;
+    for (; j > 0 && a[j - 1] > v; --j) a[j] = a[j - 1];
+    a[j] = v;
+  }
+}
+
+template <typename I>
+static void sift_down(I* a, int64_t root, int64_t n) {
+  for (int64_t child = 2 * root + 1; child < n; child = 2 * root + 1) {
+    if (child + 1 < n && a[child] < a[child + 1]) ++child;
+    if (!(a[root] < a[child])) return;
+    swap_values(a[root], a[child]);
+    root = child;
+  }
+}
+
+template <typename I>
+static void heap_sort(I* a, int64_t n) {
+  for (int64_t s = n / 2 - 1; s >= 0; --s) sift_down(a, s, n);
+  for (int64_t e = n - 1; e > 0; --e) {
+    swap_values(a[0], a[e]);
+    sift_down(a, 0, e);
+  }
+}
+
+static inline int floor_log2(uint64_t v) {
+  int r = 0;
+  while (v >>= 1) ++r;
+  return r;
+}
+
+template <typename I>
+static void intro_sort(I* a, int64_t n, int depth) {
+  while (n > 16) {
+    if (depth-- == 0) {
+      heap_sort(a, n);
+      return;
+    }
+    // Median of three at the floor middle, then Hoare's partition: both parts
+    // are non-empty, [0, j] <= pivot <= [j + 1, n).
+    const int64_t mid = (n - 1) / 2;
+    if (a[mid] < a[0]) swap_values(a[mid], a[0]);
+    if (a[n - 1] < a[0]) swap_values(a[n - 1], a[0]);
+    if (a[n - 1] < a[mid]) swap_values(a[n - 1], a[mid]);
+    const I pivot = a[mid];
+    int64_t i = -1, j = n;
+    for (;;) {
+      do ++i; while (a[i] < pivot);
+      do --j; while (a[j] > pivot);
+      if (i >= j) break;
+      swap_values(a[i], a[j]);
+    }
+    // Recurse into the smaller part, loop on the larger (O(log n) stack).
+    const int64_t left = j + 1, right = n - left;
+    if (left < right) {
+      intro_sort(a, left, depth);
+      a += left;
+      n = right;
+    } else {
+      intro_sort(a + left, right, depth);
+      n = left;
+    }
+  }
+  insertion_sort(a, n);
+}
+
+template <typename I>
+static void sort_columns(I* a, int64_t n) {
+  if (n > 1) intro_sort(a, n, 2 * floor_log2(uint64_t(n)));
+}
+
+// ---------------------------------------------------------------------------
+// Hash table geometry: 2^bits slots, bits >= 1.
+// ---------------------------------------------------------------------------
+struct HashShape {
+  int64_t size;  // 2^bits
+  int shift;     // 64 - bits
+};
+
+static inline HashShape hash_shape(int64_t min_slots) {
+  int bits = 1;
+  while ((int64_t(1) << bits) < min_slots) ++bits;
+  return HashShape{int64_t(1) << bits, 64 - bits};
+}
+
+// Fibonacci hashing: the top bits of col * 2^64 / phi.
+static inline int64_t hash_slot(int64_t col, int shift) {
+  return int64_t((uint64_t(col) * 0x9E3779B97F4A7C15ull) >> shift);
+}
+
+template <typename IA, typename IB>
+static inline int64_t row_flops(const CsrSpgemmPatternArgs<IA, IB>& a, int64_t i) {
+  int64_t f = 0;
+  for (int64_t p = int64_t(a.a_row_ptr[i]); p < int64_t(a.a_row_ptr[i + 1]); ++p) {
+    const int64_t c = int64_t(a.a_col_idx[p]);
+    f += int64_t(a.b_row_ptr[c + 1]) - int64_t(a.b_row_ptr[c]);
+  }
+  return f;
+}
+
+// Slots of the hash table for row i: 2 * min(n, flops(i)), at least 2.
+template <typename IA, typename IB>
+static inline HashShape row_hash_shape(const CsrSpgemmPatternArgs<IA, IB>& a, int64_t i) {
+  const int64_t f = row_flops(a, i);
+  return hash_shape(2 * (f < a.n ? f : a.n));
+}
+
+// ---------------------------------------------------------------------------
+// Entry points.
+// ---------------------------------------------------------------------------
+template <typename IA, typename IB>
+void csr_spgemm_row_flops(const CsrSpgemmPatternArgs<IA, IB>& a, int64_t* flops, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) flops[i] = row_flops(a, i);
+}
+
+template <typename IA, typename IB>
+void csr_spgemm_symbolic(const CsrSpgemmPatternArgs<IA, IB>& a, const SpgemmWorkspace& ws, int64_t* row_nnz,
+                         int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t pa0 = int64_t(a.a_row_ptr[i]), pa1 = int64_t(a.a_row_ptr[i + 1]);
+    int64_t count = 0;
+    if (ws.marker != nullptr) {
+      int64_t* marker = ws.marker;
+      for (int64_t pa = pa0; pa < pa1; ++pa) {
+        const int64_t c = int64_t(a.a_col_idx[pa]);
+        const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
+        for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
+          const int64_t j = int64_t(a.b_col_idx[pb]);
+          if (marker[j] != i) {
+            marker[j] = i;
+            ++count;
+          }
+        }
+      }
+    } else if (pa1 > pa0) {
+      const HashShape hs = row_hash_shape(a, i);
+      const int64_t mask = hs.size - 1;
+      int64_t* keys = ws.keys;
+      for (int64_t s = 0; s < hs.size; ++s) keys[s] = -1;
+      for (int64_t pa = pa0; pa < pa1; ++pa) {
+        const int64_t c = int64_t(a.a_col_idx[pa]);
+        const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
+        for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
+          const int64_t j = int64_t(a.b_col_idx[pb]);
+          for (int64_t s = hash_slot(j, hs.shift);; s = (s + 1) & mask) {
+            if (keys[s] == j) break;
+            if (keys[s] < 0) {
+              keys[s] = j;
+              ++count;
+              break;
+            }
+          }
+        }
+      }
+    }
+    row_nnz[i] = count;
+  }
+}
+
+template <typename T, typename IA, typename IB, typename IC>
+void csr_spgemm_numeric(const CsrSpgemmArgs<T, IA, IB, IC>& args, const SpgemmWorkspace& ws, int64_t begin,
+                        int64_t end) {
+  const CsrSpgemmPatternArgs<IA, IB>& a = args.pattern;
+  const int64_t n = a.n;
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t c0 = int64_t(args.c_row_ptr[i]), count = int64_t(args.c_row_ptr[i + 1]) - c0;
+    if (count == 0) continue;
+    IC* cols = args.c_col_idx + c0;
+    T* vals = args.c_values + c0;
+    const int64_t pa0 = int64_t(a.a_row_ptr[i]), pa1 = int64_t(a.a_row_ptr[i + 1]);
+    if (ws.marker != nullptr) {
+      int64_t* marker = ws.marker;
+      float* acc = ws.acc;
+      // Sorting costs ~count * log2(count) compares; a scan of the marker n cheap loads.
+      const bool scan = n <= 4 * count * (floor_log2(uint64_t(count)) + 1);
+      int64_t w = 0;
+      for (int64_t pa = pa0; pa < pa1; ++pa) {
+        const int64_t c = int64_t(a.a_col_idx[pa]);
+        const float av = to_float(args.a_values[pa]);
+        const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
+        for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
+          const int64_t j = int64_t(a.b_col_idx[pb]);
+          const float v = av * to_float(args.b_values[pb]);
+          if (marker[j] != i) {
+            marker[j] = i;
+            acc[j] = v;
+            if (!scan) cols[w++] = IC(j);
+          } else {
+            acc[j] += v;
+          }
+        }
+      }
+      if (scan) {
+        for (int64_t j = 0; j < n; ++j) {
+          if (marker[j] == i) {
+            cols[w] = IC(j);
+            vals[w] = from_float<T>(acc[j]);
+            ++w;
+          }
+        }
+      } else {
+        sort_columns(cols, count);
+        for (int64_t q = 0; q < count; ++q) vals[q] = from_float<T>(acc[int64_t(cols[q])]);
+      }
+    } else {
+      const HashShape hs = row_hash_shape(a, i);
+      const int64_t mask = hs.size - 1;
+      int64_t* keys = ws.keys;
+      float* hv = ws.vals;
+      for (int64_t s = 0; s < hs.size; ++s) keys[s] = -1;
+      for (int64_t pa = pa0; pa < pa1; ++pa) {
+        const int64_t c = int64_t(a.a_col_idx[pa]);
+        const float av = to_float(args.a_values[pa]);
+        const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
+        for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
+          const int64_t j = int64_t(a.b_col_idx[pb]);
+          const float v = av * to_float(args.b_values[pb]);
+          for (int64_t s = hash_slot(j, hs.shift);; s = (s + 1) & mask) {
+            if (keys[s] == j) {
+              hv[s] += v;
+              break;
+            }
+            if (keys[s] < 0) {
+              keys[s] = j;
+              hv[s] = v;
+              break;
+            }
+          }
+        }
+      }
+      int64_t w = 0;
+      for (int64_t s = 0; s < hs.size; ++s)
+        if (keys[s] >= 0) cols[w++] = IC(keys[s]);
+      sort_columns(cols, count);
+      for (int64_t q = 0; q < count; ++q) {
+        const int64_t j = int64_t(cols[q]);
+        int64_t s = hash_slot(j, hs.shift);
+        while (keys[s] != j) s = (s + 1) & mask;
+        vals[q] = from_float<T>(hv[s]);
+      }
+    }
+  }
+}
+
+#define SK_INSTANTIATE_PATTERN(IA, IB)                                                                      \
+  template void csr_spgemm_row_flops<IA, IB>(const CsrSpgemmPatternArgs<IA, IB>&, int64_t*, int64_t, int64_t); \
+  template void csr_spgemm_symbolic<IA, IB>(const CsrSpgemmPatternArgs<IA, IB>&, const SpgemmWorkspace&,      \
+                                            int64_t*, int64_t, int64_t);
+SK_INSTANTIATE_PATTERN(int32_t, int32_t)
+SK_INSTANTIATE_PATTERN(int32_t, int64_t)
+SK_INSTANTIATE_PATTERN(int64_t, int32_t)
+SK_INSTANTIATE_PATTERN(int64_t, int64_t)
+#undef SK_INSTANTIATE_PATTERN
+
+// C's indices are int64 when either input's are, else int32.
+#define SK_INSTANTIATE_NUMERIC(T, IA, IB, IC)                                                           \
+  template void csr_spgemm_numeric<T, IA, IB, IC>(const CsrSpgemmArgs<T, IA, IB, IC>&, const SpgemmWorkspace&, \
+                                                  int64_t, int64_t);
+#define SK_INSTANTIATE_NUMERIC_ALL(T)                   \
+  SK_INSTANTIATE_NUMERIC(T, int32_t, int32_t, int32_t)  \
+  SK_INSTANTIATE_NUMERIC(T, int32_t, int64_t, int64_t)  \
+  SK_INSTANTIATE_NUMERIC(T, int64_t, int32_t, int64_t)  \
+  SK_INSTANTIATE_NUMERIC(T, int64_t, int64_t, int64_t)
+SK_INSTANTIATE_NUMERIC_ALL(float)
+SK_INSTANTIATE_NUMERIC_ALL(half_t)
+SK_INSTANTIATE_NUMERIC_ALL(bf16_t)
+#undef SK_INSTANTIATE_NUMERIC_ALL
+#undef SK_INSTANTIATE_NUMERIC
+
+SK_CPU_NAMESPACE_END
