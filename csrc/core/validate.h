@@ -28,7 +28,8 @@ void validate_bitmap(const char* op, const at::Tensor& group_offsets, const at::
                      const at::Tensor& values, int64_t m, int64_t k);
 
 // values [m, kp/2], meta int16 [m, kp/16] with kp = roundup(k, 16); every 4-bit
-// group holds two strictly increasing 2-bit indices; no index points at or past k.
+// group (padding groups included) holds two strictly increasing 2-bit indices.
+// Indices at or past k are allowed (the packer fills with them) and skipped.
 void validate_sparse24(const char* op, const at::Tensor& values, const at::Tensor& meta, int64_t k);
 
 }  // namespace sk

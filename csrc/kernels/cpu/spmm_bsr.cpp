@@ -1,0 +1,106 @@
+// BSR SpMM on the CPU: for block row I and each block p of it (block column J),
+// out[I*r + i, :] += sum_j blocks[p, i, j] * b[J*c + j, :].
+//
+// Rows of a block row are processed R (<= 4) at a time so that every vector of
+// b loaded is used R times; out columns are kept in registers in panels of NV
+// vectors (R * NV accumulators). Columns past the last panel go one by one,
+// which is also the whole of N = 1. Edge blocks (m or k not a multiple of r or
+// c) are clipped: padding rows/columns of a block are never read.
+#include "kernels/cpu/kernels.h"
+#include "kernels/cpu/simd.h"
+
+SK_CPU_NAMESPACE_BEGIN
+
+static inline int64_t min_i64(int64_t x, int64_t y) { return x < y ? x : y; }
+
+// Output columns [j, j + NV*kW) of rows i0 .. i0+R-1 (global row numbers) for
+// block rows whose blocks run over p0 .. p1-1; ii = i0 - (first row of the block row).
+template <int R, int NV, typename T, typename I>
+static inline void bsr_panel(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0, int64_t ii, int64_t j) {
+  const int64_t c = a.c, rc = a.r * a.c;
+  VecF acc[R][NV];
+  for (int t = 0; t < R; ++t)
+    for (int u = 0; u < NV; ++u) acc[t][u] = vzero();
+  for (I p = p0; p < p1; ++p) {
+    const T* blk = a.blocks + int64_t(p) * rc + ii * c;
+    const int64_t col0 = int64_t(a.block_col_idx[p]) * c;
+    const int64_t cw = min_i64(c, a.k - col0);
+    const T* brow = a.b + col0 * a.ldb + j;
+    for (int64_t q = 0; q < cw; ++q, brow += a.ldb) {
+      VecF bv[NV];
+      for (int u = 0; u < NV; ++u) bv[u] = vload(brow + u * kW);
+      for (int t = 0; t < R; ++t) {
+        const VecF v = vset1(to_float(blk[t * c + q]));
+        for (int u = 0; u < NV; ++u) acc[t][u] = vfma(v, bv[u], acc[t][u]);
+      }
+    }
+  }
+  for (int t = 0; t < R; ++t) {
+    T* out = a.out + (i0 + t) * a.ldo + j;
+    for (int u = 0; u < NV; ++u) vstore(out + u * kW, acc[t][u]);
+  }
+}
+
+// One output column j of rows i0 .. i0+R-1.
+template <int R, typename T, typename I>
+static inline void bsr_column(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0, int64_t ii, int64_t j) {
+  const int64_t c = a.c, rc = a.r * a.c;
+  float acc[R];
+  for (int t = 0; t < R; ++t) acc[t] = 0.f;
+  for (I p = p0; p < p1; ++p) {
+    const T* blk = a.blocks + int64_t(p) * rc + ii * c;
+    const int64_t col0 = int64_t(a.block_col_idx[p]) * c;
+    const int64_t cw = min_i64(c, a.k - col0);
+    const T* bcol = a.b + col0 * a.ldb + j;
+    for (int64_t q = 0; q < cw; ++q) {
+      const float bv = to_float(bcol[q * a.ldb]);
+      for (int t = 0; t < R; ++t) acc[t] += to_float(blk[t * c + q]) * bv;
+    }
+  }
+  for (int t = 0; t < R; ++t) a.out[(i0 + t) * a.ldo + j] = from_float<T>(acc[t]);
+}
+
+// All n columns of rows i0 .. i0+R-1. Fewer rows leave registers for wider panels.
+template <int R, typename T, typename I>
+static void bsr_rows(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0, int64_t ii) {
+  constexpr int NV = R <= 2 ? 4 : 2;
+  int64_t j = 0;
+  for (; j + NV * kW <= a.n; j += NV * kW) bsr_panel<R, NV>(a, p0, p1, i0, ii, j);
+  for (; j + kW <= a.n; j += kW) bsr_panel<R, 1>(a, p0, p1, i0, ii, j);
+  for (; j < a.n; ++j) bsr_column<R>(a, p0, p1, i0, ii, j);
+}
+
+template <typename T, typename I>
+void bsr_spmm(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
+  for (int64_t bi = begin; bi < end; ++bi) {
+    const I p0 = a.block_row_ptr[bi], p1 = a.block_row_ptr[bi + 1];
+    const int64_t row0 = bi * a.r;
+    const int64_t rows = min_i64(a.r, a.m - row0);
+    int64_t ii = 0;
+    for (; ii + 4 <= rows; ii += 4) bsr_rows<4>(a, p0, p1, row0 + ii, ii);
+    switch (rows - ii) {
+      case 3:
+        bsr_rows<3>(a, p0, p1, row0 + ii, ii);
+        break;
+      case 2:
+        bsr_rows<2>(a, p0, p1, row0 + ii, ii);
+        break;
+      case 1:
+        bsr_rows<1>(a, p0, p1, row0 + ii, ii);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+#define SK_INSTANTIATE(T, I) template void bsr_spmm<T, I>(const BsrSpmmArgs<T, I>&, int64_t, int64_t);
+SK_INSTANTIATE(float, int32_t)
+SK_INSTANTIATE(float, int64_t)
+SK_INSTANTIATE(half_t, int32_t)
+SK_INSTANTIATE(half_t, int64_t)
+SK_INSTANTIATE(bf16_t, int32_t)
+SK_INSTANTIATE(bf16_t, int64_t)
+#undef SK_INSTANTIATE
+
+SK_CPU_NAMESPACE_END

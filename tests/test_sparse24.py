@@ -1,0 +1,270 @@
+"""sparse::sparse24_spmm, sparse::dense_to_sparse24 and sparse::sparse24_to_dense."""
+
+import pytest
+import torch
+
+from conftest import DTYPES, assert_matches_reference, random_dense
+
+SHAPES = [  # (m, k, n)
+    (0, 5, 3), (5, 0, 3), (5, 4, 0), (1, 1, 1), (7, 33, 1), (33, 7, 16), (9, 16, 45), (64, 1025, 7),
+    (130, 70, 65), (1025, 33, 1),
+]
+
+
+def random_24(m, k, dtype=torch.float32, seed=0, nnz_per_group=None):
+    """Dense m x k in the 2:4 pattern: each group of 4 columns has 0, 1 or 2 non-zeros at random
+    positions (exactly `nnz_per_group` if given); columns past k simply do not exist."""
+    g = torch.Generator().manual_seed(seed * 1000003 + m * 7919 + k * 31)
+    groups = (k + 3) // 4
+    scores = torch.rand(m, groups, 4, generator=g)
+    if nnz_per_group is None:
+        counts = torch.randint(0, 3, (m, groups, 1), generator=g)
+    else:
+        counts = torch.full((m, groups, 1), nnz_per_group)
+    rank = scores.argsort(-1).argsort(-1)  # a random permutation of 0..3 per group
+    mask = (rank < counts).reshape(m, groups * 4)[:, :k]
+    vals = torch.randn(m, k, generator=g, dtype=torch.float64)
+    vals = torch.where(vals.abs() < 0.05, torch.full_like(vals, 0.5), vals)
+    return (vals * mask).to(dtype)
+
+
+def sparse24_reference_pack(dense):
+    """An independent 2:4 packer written from docs/formats.md, one group at a time."""
+    m, k = dense.shape
+    kp = (k + 15) // 16 * 16
+    values = torch.zeros(m, kp // 2, dtype=dense.dtype)
+    meta = [[0] * (kp // 16) for _ in range(m)]
+    for i in range(m):
+        for g in range(kp // 4):
+            nz = [q for q in range(4) if 4 * g + q < k and dense[i, 4 * g + q] != 0]
+            assert len(nz) <= 2
+            if len(nz) == 2:
+                pos = nz
+            elif len(nz) == 1:
+                pos = [0, 1] if nz[0] == 0 else [0, nz[0]]
+            else:
+                pos = [0, 1]
+            for s, q in enumerate(pos):
+                if q in nz:
+                    values[i, 2 * g + s] = dense[i, 4 * g + q]
+            meta[i][g // 4] |= (pos[0] | pos[1] << 2) << (4 * (g % 4))
+    meta = torch.tensor(meta, dtype=torch.int32).reshape(m, kp // 16)
+    meta = torch.where(meta >= 2**15, meta - 2**16, meta).to(torch.int16)  # uint16 bit pattern
+    return values, meta
+
+
+def f16_reference(dense, b, dtype):
+    return None if dtype == torch.float32 else dense @ b
+
+
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse24_spmm_matches_reference(isa, m, k, n, dtype):
+    a = random_24(m, k, dtype)
+    b = random_dense(k, n, dtype=dtype, seed=1)
+    values, meta = torch.ops.sparse.dense_to_sparse24(a)
+    out = torch.ops.sparse.sparse24_spmm(values, meta, b)
+    assert_matches_reference(out, a.double() @ b.double(), dtype, f16_reference(a, b, dtype))
+
+
+@pytest.mark.parametrize("nnz_per_group", [0, 1, 2])
+@pytest.mark.parametrize("k", [16, 37])
+def test_sparse24_spmm_group_fill(isa, nnz_per_group, k):
+    a = random_24(29, k, nnz_per_group=nnz_per_group)
+    b = random_dense(k, 40)
+    out = torch.ops.sparse.sparse24_spmm(*torch.ops.sparse.dense_to_sparse24(a), b)
+    assert_matches_reference(out, a.double() @ b.double(), torch.float32)
+
+
+@pytest.mark.parametrize("n", [1, 8, 35])
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 15, 17])
+def test_sparse24_spmm_skips_positions_past_k(isa, n, k):
+    """Hand-made meta pointing past k (allowed: padding) with NaN there: never read, never reaches out."""
+    m = 6
+    a = random_24(m, k)
+    values, meta = torch.ops.sparse.dense_to_sparse24(a)
+    kp = values.shape[1] * 2
+    values = values.clone()
+    meta32 = meta.to(torch.int32) & 0xFFFF
+    for g in range((k + 3) // 4, kp // 4):  # groups wholly past k: positions (2, 3), values NaN
+        meta32[:, g // 4] = (meta32[:, g // 4] & ~(0xF << (4 * (g % 4)))) | (0b1110 << (4 * (g % 4)))
+        values[:, 2 * g:2 * g + 2] = float("nan")
+    if k % 4:  # the straddling group: every position past k holds NaN
+        g = k // 4
+        nib = (meta32[:, g // 4] >> (4 * (g % 4))) & 0xF
+        for s, pos in ((0, nib & 3), (1, nib >> 2)):
+            past = 4 * g + pos >= k
+            values[past, 2 * g + s] = float("nan")
+    meta = torch.where(meta32 >= 2**15, meta32 - 2**16, meta32).to(torch.int16)
+    b = random_dense(k, n)
+    out = torch.ops.sparse.sparse24_spmm(values, meta, b)
+    assert_matches_reference(out, a.double() @ b.double(), torch.float32)
+    assert torch.equal(torch.ops.sparse.sparse24_to_dense(values, meta, k), a)
+
+
+def test_sparse24_spmm_strided_b(isa):
+    a = random_24(20, 30)
+    bt = random_dense(17, 30).T  # [30, 17], column-major
+    out = torch.ops.sparse.sparse24_spmm(*torch.ops.sparse.dense_to_sparse24(a), bt)
+    assert_matches_reference(out, a.double() @ bt.double(), torch.float32)
+
+
+# ---- packing ------------------------------------------------------------------------
+@pytest.mark.parametrize("m,k", [(0, 0), (0, 9), (3, 0), (1, 1), (5, 4), (7, 33), (16, 64), (9, 70)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_to_sparse24_layout_and_round_trip(m, k, dtype):
+    a = random_24(m, k, dtype)
+    values, meta = torch.ops.sparse.dense_to_sparse24(a)
+    kp = (k + 15) // 16 * 16
+    assert values.dtype == dtype and values.shape == (m, kp // 2)
+    assert meta.dtype == torch.int16 and meta.shape == (m, kp // 16)
+    for t in (values, meta):
+        assert t.is_contiguous() and t._base is None
+    exp_values, exp_meta = sparse24_reference_pack(a)
+    assert torch.equal(values, exp_values)
+    assert torch.equal(meta, exp_meta)
+    assert torch.equal(torch.ops.sparse.sparse24_to_dense(values, meta, k), a)
+
+
+def test_dense_to_sparse24_non_contiguous_input():
+    a = random_24(24, 19).T.contiguous().T  # column-major copy of the same matrix
+    assert not a.is_contiguous()
+    values, meta = torch.ops.sparse.dense_to_sparse24(a)
+    exp_values, exp_meta = sparse24_reference_pack(a.contiguous())
+    assert torch.equal(values, exp_values) and torch.equal(meta, exp_meta)
+
+
+def test_dense_to_sparse24_negative_zero_is_zero():
+    a = torch.tensor([[-0.0, 0.0, 3.0, -0.0, 1.0, -0.0, 2.0, 0.0]])
+    values, meta = torch.ops.sparse.dense_to_sparse24(a)
+    # group 0: one non-zero at 2 -> (0, 2) with (0, 3); group 1: (0, 2) with (1, 2)
+    assert values[0, :4].tolist() == [0.0, 3.0, 1.0, 2.0]
+    assert not torch.signbit(values).any()
+    assert (int(meta[0, 0]) & 0xFF) == (0b1000 | 0b1000 << 4)
+
+
+def test_sparse24_docs_example():
+    """The worked example in docs/formats.md (2:4 section): k = 14, padded to kp = 16."""
+    a = torch.tensor([[0, 5, 0, 7, 0, 0, 3, 0, 1, 0, 0, 0, 0, 6],
+                      [4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 9, 2, 0]], dtype=torch.float16)
+    values, meta = torch.ops.sparse.dense_to_sparse24(a)
+    assert values.tolist() == [[5, 7, 0, 3, 1, 0, 0, 6],
+                               [4, 0, 0, 0, 8, 9, 2, 0]]
+    assert meta.tolist() == [[0x448D], [0x4E44]]
+    assert torch.equal(torch.ops.sparse.sparse24_to_dense(values, meta, 14), a)
+
+
+# ---- opcheck --------------------------------------------------------------------------
+def test_sparse24_opcheck():
+    a = random_24(9, 21)
+    b = random_dense(21, 5)
+    values, meta = torch.ops.sparse.dense_to_sparse24(a)
+    torch.library.opcheck(torch.ops.sparse.sparse24_spmm.default, (values, meta, b))
+    torch.library.opcheck(torch.ops.sparse.dense_to_sparse24.default, (a,))
+    torch.library.opcheck(torch.ops.sparse.sparse24_to_dense.default, (values, meta, 21))
+
+
+# ---- bad input ------------------------------------------------------------------------
+def with_group_meta(meta, row, group, nibble):
+    m32 = meta.to(torch.int32) & 0xFFFF
+    w = group // 4
+    m32[row, w] = (m32[row, w] & ~(0xF << (4 * (group % 4)))) | (nibble << (4 * (group % 4)))
+    return torch.where(m32 >= 2**15, m32 - 2**16, m32).to(torch.int16)
+
+
+class TestBadInput:
+    def setup_method(self):
+        self.k = 37  # kp = 48: values [m, 24], meta [m, 3]
+        self.a = random_24(6, self.k)
+        self.values, self.meta = torch.ops.sparse.dense_to_sparse24(self.a)
+        self.b = random_dense(self.k, 4)
+
+    @pytest.mark.parametrize("nibble,pos", [(0b0000, "0, 0"), (0b0101, "1, 1"), (0b0111, "3, 1"),
+                                            (0b0010, "2, 0"), (0b1111, "3, 3")])
+    @pytest.mark.parametrize("group", [0, 9, 11])  # 11: a padding group wholly past k
+    def test_meta_positions_not_increasing(self, nibble, pos, group):
+        meta = with_group_meta(self.meta, 4, group, nibble)
+        msg = rf"'meta' of row 4, group {group} .*positions \({pos}\).*strictly increasing"
+        with pytest.raises(ValueError, match=msg):
+            torch.ops.sparse.sparse24_spmm(self.values, meta, self.b)
+        with pytest.raises(ValueError, match=msg):
+            torch.ops.sparse.sparse24_to_dense(self.values, meta, self.k)
+
+    def test_first_bad_group_is_reported(self):
+        meta = with_group_meta(with_group_meta(self.meta, 5, 0, 0), 2, 7, 0b1010)
+        with pytest.raises(ValueError, match="row 2, group 7"):
+            torch.ops.sparse.sparse24_spmm(self.values, meta, self.b)
+
+    @pytest.mark.parametrize("k", [32, 49, 16])
+    def test_shapes_do_not_match_k(self, k):
+        # kp for these k is 32, 64, 16, not 48
+        b = random_dense(k, 4)
+        with pytest.raises(ValueError, match=r"'values' must have shape \[m, roundup\(k, 16\) / 2\]"):
+            torch.ops.sparse.sparse24_spmm(self.values, self.meta, b)
+        with pytest.raises(ValueError, match="'values' must have shape"):
+            torch.ops.sparse.sparse24_to_dense(self.values, self.meta, k)
+
+    def test_k_in_same_padding_is_accepted(self):
+        # k = 33..48 share kp = 48: the format is valid for all of them
+        out = torch.ops.sparse.sparse24_to_dense(self.values, self.meta, 40)
+        assert torch.equal(out[:, :37], self.a) and (out[:, 37:] == 0).all()
+
+    def test_meta_wrong_width(self):
+        with pytest.raises(ValueError, match=r"'meta' must have shape \[m, roundup\(k, 16\) / 16\] = \[6, 3\]"):
+            torch.ops.sparse.sparse24_spmm(self.values, self.meta[:, :2].contiguous(), self.b)
+
+    def test_meta_wrong_rows(self):
+        with pytest.raises(ValueError, match="'meta' must have shape"):
+            torch.ops.sparse.sparse24_spmm(self.values, self.meta[:5], self.b)
+
+    def test_meta_wrong_dtype(self):
+        with pytest.raises(TypeError, match="'meta' must have dtype Short"):
+            torch.ops.sparse.sparse24_spmm(self.values, self.meta.int(), self.b)
+
+    def test_values_wrong_rank(self):
+        with pytest.raises(ValueError, match="'values' must be a 2-D tensor"):
+            torch.ops.sparse.sparse24_spmm(self.values.flatten(), self.meta, self.b)
+
+    def test_meta_wrong_rank(self):
+        with pytest.raises(ValueError, match="'meta' must be a 2-D tensor"):
+            torch.ops.sparse.sparse24_to_dense(self.values, self.meta.flatten(), self.k)
+
+    def test_values_not_contiguous(self):
+        values = self.values.T.contiguous().T
+        with pytest.raises(ValueError, match="'values' must be contiguous"):
+            torch.ops.sparse.sparse24_spmm(values, self.meta, self.b)
+
+    def test_dtype_mismatch(self):
+        with pytest.raises(TypeError, match="same dtype"):
+            torch.ops.sparse.sparse24_spmm(self.values, self.meta, self.b.half())
+
+    def test_unsupported_dtype(self):
+        with pytest.raises(TypeError, match="unsupported dtype"):
+            torch.ops.sparse.sparse24_spmm(self.values.double(), self.meta, self.b.double())
+        with pytest.raises(TypeError, match="unsupported dtype"):
+            torch.ops.sparse.sparse24_to_dense(self.values.double(), self.meta, self.k)
+
+    def test_b_wrong_rank(self):
+        with pytest.raises(ValueError, match="'b' must be a 2-D tensor"):
+            torch.ops.sparse.sparse24_spmm(self.values, self.meta, self.b[:, 0])
+
+    def test_negative_k(self):
+        with pytest.raises(ValueError, match="non-negative"):
+            torch.ops.sparse.sparse24_to_dense(self.values, self.meta, -1)
+
+    @pytest.mark.parametrize("row,group,cols", [(0, 0, (0, 1, 3)), (2, 4, (16, 17, 18, 19)), (3, 8, (32, 33, 35))])
+    def test_pack_pattern_violation(self, row, group, cols):
+        a = self.a.clone()
+        a[row, list(cols)] = 1.0
+        a[5, 0:3] = 1.0  # a later violation: the first one is reported
+        msg = rf"not 2:4 sparse: row {row}, group {group} \(columns {4 * group}..{4 * group + 3}\) has {len(cols)} non-zeros"
+        with pytest.raises(ValueError, match=msg):
+            torch.ops.sparse.dense_to_sparse24(a)
+
+    def test_pack_wrong_rank(self):
+        with pytest.raises(ValueError, match="'dense' must be a 2-D tensor"):
+            torch.ops.sparse.dense_to_sparse24(self.a[None])
+
+    def test_pack_wrong_dtype(self):
+        with pytest.raises(TypeError, match="float32, float16 or bfloat16"):
+            torch.ops.sparse.dense_to_sparse24(self.a.double())
