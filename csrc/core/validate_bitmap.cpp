@@ -1,0 +1,127 @@
+#include <algorithm>
+#include <atomic>
+
+#include <ATen/Parallel.h>
+
+#include "core/checks.h"
+#include "core/validate.h"
+
+namespace sk {
+
+namespace {
+
+constexpr int64_t kGroup = 64;
+
+// Mask of the elements of tile t of a group that lie inside the matrix, when
+// the group has `rows` valid rows and `cols` valid columns (each 0..64).
+uint64_t tile_inside_mask(int t, int64_t rows, int64_t cols) {
+  const int f = t / 4, q = t % 4;
+  const int64_t r0 = (f / 4) * 16 + (q & 1) * 8;  // tile origin inside the group
+  const int64_t c0 = (f % 4) * 16 + (q >> 1) * 8;
+  const int64_t nr = std::min<int64_t>(8, std::max<int64_t>(0, rows - r0));
+  const int64_t nc = std::min<int64_t>(8, std::max<int64_t>(0, cols - c0));
+  const uint64_t row_bits = nr == 8 ? ~uint64_t(0) : (uint64_t(1) << (8 * nr)) - 1;
+  const uint64_t col_bits = ((uint64_t(1) << nc) - 1) * 0x0101010101010101ull;
+  return row_bits & col_bits;
+}
+
+// Set bits of a group's 64 masks. This file is built for baseline x86-64,
+// where __builtin_popcountll is a library call; the popcnt clone (picked at
+// load time on CPUs that have it) makes the validation of every call cheap.
+__attribute__((target_clones("popcnt", "default"))) int64_t group_bits(const uint64_t* masks) {
+  int64_t bits = 0;
+  for (int t = 0; t < 64; ++t) bits += __builtin_popcountll(masks[t]);
+  return bits;
+}
+
+// Lowers `slot` to `value` if smaller (first offending index wins).
+void record_first(std::atomic<int64_t>& slot, int64_t value) {
+  int64_t cur = slot.load();
+  while (value < cur && !slot.compare_exchange_weak(cur, value)) {
+  }
+}
+
+}  // namespace
+
+void validate_bitmap(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
+                     const at::Tensor& values, int64_t m, int64_t k) {
+  TORCH_CHECK_VALUE(m >= 0 && k >= 0, op, ": the sparse shape must be non-negative, got (", m, ", ", k, ")");
+  SK_CHECK_STRIDED(op, group_offsets);
+  SK_CHECK_STRIDED(op, bitmaps);
+  SK_CHECK_STRIDED(op, values);
+  SK_CHECK_DTYPE(op, group_offsets, at::kLong);
+  SK_CHECK_DTYPE(op, bitmaps, at::kLong);
+  const at::ScalarType vt = values.scalar_type();
+  TORCH_CHECK_TYPE(vt == at::kFloat || vt == at::kHalf || vt == at::kBFloat16, op,
+                   ": 'values' has unsupported dtype ", vt, "; expected float32, float16 or bfloat16");
+  SK_CHECK_DIM(op, group_offsets, 1);
+  SK_CHECK_DIM(op, bitmaps, 1);
+  SK_CHECK_DIM(op, values, 1);
+  SK_CHECK_CONTIGUOUS(op, group_offsets);
+  SK_CHECK_CONTIGUOUS(op, bitmaps);
+  SK_CHECK_CONTIGUOUS(op, values);
+  SK_CHECK_SAME_DEVICE(op, group_offsets, bitmaps);
+  SK_CHECK_SAME_DEVICE(op, group_offsets, values);
+
+  const int64_t gm = (m + kGroup - 1) / kGroup, gk = (k + kGroup - 1) / kGroup;
+  const int64_t groups = gm * gk;
+  TORCH_CHECK_VALUE(group_offsets.numel() == groups + 1, op, ": 'group_offsets' must have G + 1 = ", groups + 1,
+                    " entries for a ", m, " x ", k, " matrix (G = ", gm, " x ", gk, " groups of 64 x 64), got ",
+                    group_offsets.numel());
+  TORCH_CHECK_VALUE(bitmaps.numel() == groups * 64, op, ": 'bitmaps' must have G * 64 = ", groups * 64,
+                    " entries for a ", m, " x ", k, " matrix (G = ", groups, " groups), got ", bitmaps.numel());
+
+  const int64_t* offs = group_offsets.data_ptr<int64_t>();
+  const uint64_t* masks = reinterpret_cast<const uint64_t*>(bitmaps.data_ptr<int64_t>());
+  TORCH_CHECK_VALUE(offs[0] == 0, op, ": 'group_offsets[0]' must be 0, got ", offs[0]);
+  TORCH_CHECK_VALUE(offs[groups] == values.numel(), op, ": 'group_offsets[G]' (G = ", groups,
+                    ") must equal the length of 'values' (", values.numel(), "), got ", offs[groups]);
+
+  // Per group: every bit inside m x k, and the value count matches the masks.
+  // With offs[0] == 0 the counts pin every offset, so offsets are in range.
+  std::atomic<int64_t> bad_bit{groups * 64}, bad_count{groups};
+  at::parallel_for(0, groups, 256, [&](int64_t gb, int64_t ge) {
+    for (int64_t g = gb; g < ge; ++g) {
+      const int64_t rows = std::min(kGroup, m - (g / gk) * kGroup);
+      const int64_t cols = std::min(kGroup, k - (g % gk) * kGroup);
+      const uint64_t* gmask = masks + g * 64;
+      const int64_t bits = group_bits(gmask);
+      if (rows < kGroup || cols < kGroup) {
+        for (int t = 0; t < 64; ++t) {
+          if (gmask[t] & ~tile_inside_mask(t, rows, cols)) {
+            record_first(bad_bit, g * 64 + t);
+            break;
+          }
+        }
+      }
+      const uint64_t expected = uint64_t((bits + 7) / 8 * 8);
+      // Unsigned difference: corrupt offsets near the int64 limits must not overflow.
+      if (uint64_t(offs[g + 1]) - uint64_t(offs[g]) != expected) record_first(bad_count, g);
+    }
+  });
+
+  const int64_t bb = bad_bit.load();
+  if (bb < groups * 64) {
+    const int64_t g = bb / 64;
+    const int t = int(bb % 64);
+    const int64_t rows = std::min(kGroup, m - (g / gk) * kGroup);
+    const int64_t cols = std::min(kGroup, k - (g % gk) * kGroup);
+    const uint64_t outside = masks[bb] & ~tile_inside_mask(t, rows, cols);
+    const int bit = __builtin_ctzll(outside);
+    const int f = t / 4, q = t % 4;
+    const int64_t row = (g / gk) * kGroup + (f / 4) * 16 + (q & 1) * 8 + bit / 8;
+    const int64_t col = (g % gk) * kGroup + (f % 4) * 16 + (q >> 1) * 8 + bit % 8;
+    TORCH_CHECK_VALUE(false, op, ": 'bitmaps[", bb, "]' (group ", g, ", tile ", t, ") has bit ", bit,
+                      " set for element (", row, ", ", col, "), outside the ", m, " x ", k, " matrix");
+  }
+  const int64_t bc = bad_count.load();
+  if (bc < groups) {
+    const int64_t bits = group_bits(masks + bc * 64);
+    TORCH_CHECK_VALUE(false, op, ": 'group_offsets' gives group ", bc, " group_offsets[", bc + 1,
+                      "] - group_offsets[", bc, "] = ", offs[bc + 1], " - ", offs[bc],
+                      " values, but its 64 bitmaps have ", bits, " set bits, so the count must be ",
+                      (bits + 7) / 8 * 8, " (rounded up to a multiple of 8)");
+  }
+}
+
+}  // namespace sk

@@ -1,0 +1,206 @@
+// Bitmap SpMM on the CPU: out = A @ b with A in the bitmap format
+// (docs/formats.md: 64 x 64 groups, 16 x 16 fragments, 8 x 8 tiles in mma
+// A-register order, one 64-bit mask per tile, values tile by tile).
+//
+// Work unit: one group row (64 output rows) and up to 256 columns of out,
+// accumulated in fp32 scratch while the row's groups are visited left to
+// right, so each group's masks and values (<= 16 KiB) and b's 64 rows for it
+// stay in cache while all 64 rows use them. Inside a group, a row's 8 mask bytes give its columns (ctz)
+// and the popcounts of the mask bits before them give its values' positions.
+//   n == 1: sparse dot products straight from the masks; one add per (row,
+//           group) into the scratch, no per-element stores.
+//   n >  1: the group is decoded once into (column, value) lists per row, then
+//           b's rows are streamed in panels of up to 4 vectors held in
+//           registers (as in the CSR kernel).
+#include "kernels/cpu/kernels.h"
+#include "kernels/cpu/simd.h"
+
+SK_CPU_NAMESPACE_BEGIN
+
+namespace {
+
+constexpr int kGroup = 64;          // group edge, in elements
+constexpr int kTilesPerGroup = 64;  // 4 x 4 fragments x 4 tiles
+// Columns of out per pass over a group row: bounds the fp32 scratch to 64 KiB
+// (a pass re-decodes the groups, negligible against 256 columns of work).
+constexpr int64_t kColumnChunk = 256;
+
+static inline int popcount64(uint64_t x) { return __builtin_popcountll(x); }
+static inline int ctz64(uint64_t x) { return __builtin_ctzll(x); }
+
+// One row of one group, ready to iterate: w has a bit per stored column (0..63
+// inside the group); the i-th set bit of w (column c) has its value at
+// vals[base[c / 8] + i]. The row's 8 mask bytes (one per 8-column tile:
+// fragment column fc = j / 2, tile column qc = j % 2) are joined into w, so the
+// set-bit loop runs once per (row, group) rather than once per tile; base[j] is
+// byte j's first value (tile start + set bits of the rows above it) minus the
+// set bits of w before byte j.
+struct GroupRow {
+  uint64_t w;
+  int base[8];
+};
+
+static inline GroupRow group_row(const uint64_t* masks, const uint16_t* starts, int lr) {
+  const int fr = lr >> 4;          // fragment row
+  const int qr = (lr >> 3) & 1;    // tile row inside the fragment: q = qr + 2 * qc
+  const int shift = (lr & 7) * 8;  // the row's byte inside each tile mask
+  const uint64_t below = (uint64_t(1) << shift) - 1;  // mask bits of the rows above it
+  GroupRow gr;
+  gr.w = 0;
+  int before = 0;
+  for (int j = 0; j < 8; ++j) {
+    const int t = (fr * 4 + (j >> 1)) * 4 + qr + 2 * (j & 1);
+    const uint64_t mask = masks[t];
+    const uint64_t byte = (mask >> shift) & 0xffu;
+    gr.w |= byte << (8 * j);
+    gr.base[j] = int(starts[t]) + popcount64(mask & below) - before;
+    before += popcount64(byte);
+  }
+  return gr;
+}
+
+// Scratch of one kernel call (one thread), allocated once (~100 KiB).
+struct Scratch {
+  uint16_t starts[kTilesPerGroup];     // tile starts of the current group
+  float acc[kGroup * kColumnChunk];    // fp32 accumulators of the group row, rows nc long
+  // n > 1: the current group decoded row by row (CSR inside the group)
+  int row_begin[kGroup + 1];
+  int cols[kGroup * kGroup];           // 0..63
+  float vals[kGroup * kGroup];
+};
+
+// acc[lr, :] += row lr of the current group @ b[col0 .. col0 + 63, j0 .. j0 + nc),
+// for the group's rows decoded in sc (acc's rows are nc long); b's columns in
+// panels of 4, then 1 vector(s).
+template <typename T>
+static void group_times_b(const BitmapSpmmArgs<T>& a, Scratch& sc, int rows, int64_t col0, int64_t j0,
+                          int64_t n) {
+  const T* b = a.b + col0 * a.ldb + j0;
+  int64_t j = 0;
+  for (; j + 4 * kW <= n; j += 4 * kW) {
+    for (int lr = 0; lr < rows; ++lr) {
+      const int p0 = sc.row_begin[lr], p1 = sc.row_begin[lr + 1];
+      if (p0 == p1) continue;
+      float* acc = sc.acc + lr * n + j;
+      VecF c0 = vload(acc), c1 = vload(acc + kW), c2 = vload(acc + 2 * kW), c3 = vload(acc + 3 * kW);
+      for (int p = p0; p < p1; ++p) {
+        const VecF v = vset1(sc.vals[p]);
+        const T* brow = b + sc.cols[p] * a.ldb + j;
+        c0 = vfma(v, vload(brow), c0);
+        c1 = vfma(v, vload(brow + kW), c1);
+        c2 = vfma(v, vload(brow + 2 * kW), c2);
+        c3 = vfma(v, vload(brow + 3 * kW), c3);
+      }
+      vstore(acc, c0);
+      vstore(acc + kW, c1);
+      vstore(acc + 2 * kW, c2);
+      vstore(acc + 3 * kW, c3);
+    }
+  }
+  for (; j + kW <= n; j += kW) {
+    for (int lr = 0; lr < rows; ++lr) {
+      const int p0 = sc.row_begin[lr], p1 = sc.row_begin[lr + 1];
+      if (p0 == p1) continue;
+      float* acc = sc.acc + lr * n + j;
+      VecF c0 = vload(acc);
+      for (int p = p0; p < p1; ++p) c0 = vfma(vset1(sc.vals[p]), vload(b + sc.cols[p] * a.ldb + j), c0);
+      vstore(acc, c0);
+    }
+  }
+  for (; j < n; ++j) {
+    for (int lr = 0; lr < rows; ++lr) {
+      float s = 0.f;
+      for (int p = sc.row_begin[lr]; p < sc.row_begin[lr + 1]; ++p)
+        s += sc.vals[p] * to_float(b[sc.cols[p] * a.ldb + j]);
+      sc.acc[lr * n + j] += s;
+    }
+  }
+}
+
+// Tile starts of group g's 64 tiles, relative to the group's first value.
+static inline void tile_starts(const uint64_t* masks, uint16_t* starts) {
+  int acc = 0;
+  for (int t = 0; t < kTilesPerGroup; ++t) {
+    starts[t] = uint16_t(acc);
+    acc += popcount64(masks[t]);
+  }
+}
+
+// Output rows of group row gi, columns [j0, j0 + nc).
+template <typename T>
+static void group_row_spmm(const BitmapSpmmArgs<T>& a, Scratch& sc, int64_t gi, int64_t j0, int64_t nc) {
+  const int64_t gk = (a.k + kGroup - 1) / kGroup;
+  const int64_t r0 = gi * kGroup;
+  const int rows = int(a.m - r0 < kGroup ? a.m - r0 : kGroup);
+  for (int64_t p = 0; p < rows * nc; ++p) sc.acc[p] = 0.f;
+  for (int64_t gj = 0; gj < gk; ++gj) {
+    const int64_t g = gi * gk + gj;
+    const int64_t off = a.group_offsets[g];
+    if (a.group_offsets[g + 1] == off) continue;  // empty group
+    const uint64_t* masks = a.bitmaps + g * kTilesPerGroup;
+    const T* vals = a.values + off;
+    const int64_t col0 = gj * kGroup;
+    tile_starts(masks, sc.starts);
+    if (a.n == 1) {
+      // Dot products straight from the masks, two accumulators per row.
+      const T* b = a.b + col0 * a.ldb;
+      for (int lr = 0; lr < rows; ++lr) {
+        GroupRow gr = group_row(masks, sc.starts, lr);
+        float s0 = 0.f, s1 = 0.f;
+        int i = 0;
+        while (gr.w != 0) {
+          int c = ctz64(gr.w);
+          gr.w &= gr.w - 1;
+          s0 += to_float(vals[gr.base[c >> 3] + i]) * to_float(b[c * a.ldb]);
+          ++i;
+          if (gr.w == 0) break;
+          c = ctz64(gr.w);
+          gr.w &= gr.w - 1;
+          s1 += to_float(vals[gr.base[c >> 3] + i]) * to_float(b[c * a.ldb]);
+          ++i;
+        }
+        sc.acc[lr] += s0 + s1;
+      }
+    } else {
+      // Decode the group once, then stream b's 64 rows of this group per panel.
+      int p = 0;
+      for (int lr = 0; lr < rows; ++lr) {
+        sc.row_begin[lr] = p;
+        GroupRow gr = group_row(masks, sc.starts, lr);
+        for (int i = 0; gr.w != 0; ++i) {
+          const int c = ctz64(gr.w);
+          gr.w &= gr.w - 1;
+          sc.cols[p] = c;
+          sc.vals[p] = to_float(vals[gr.base[c >> 3] + i]);
+          ++p;
+        }
+      }
+      sc.row_begin[rows] = p;
+      group_times_b(a, sc, rows, col0, j0, nc);
+    }
+  }
+  for (int lr = 0; lr < rows; ++lr) {
+    const float* acc = sc.acc + lr * nc;
+    T* out = a.out + (r0 + lr) * a.ldo + j0;
+    int64_t j = 0;
+    for (; j + kW <= nc; j += kW) vstore(out + j, vload(acc + j));
+    for (; j < nc; ++j) out[j] = from_float<T>(acc[j]);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end) {
+  Scratch* sc = new Scratch;
+  for (int64_t gi = begin; gi < end; ++gi)
+    for (int64_t j0 = 0; j0 < a.n; j0 += kColumnChunk)
+      group_row_spmm(a, *sc, gi, j0, a.n - j0 < kColumnChunk ? a.n - j0 : kColumnChunk);
+  delete sc;
+}
+
+template void bitmap_spmm<float>(const BitmapSpmmArgs<float>&, int64_t, int64_t);
+template void bitmap_spmm<half_t>(const BitmapSpmmArgs<half_t>&, int64_t, int64_t);
+template void bitmap_spmm<bf16_t>(const BitmapSpmmArgs<bf16_t>&, int64_t, int64_t);
+
+SK_CPU_NAMESPACE_END

@@ -1,0 +1,373 @@
+"""The bitmap format: sparse::bitmap_spmm, dense_to_bitmap, bitmap_to_dense.
+
+The layout (docs/formats.md, bitmap) is pinned by `layout_pack` below, an
+independent element-by-element re-implementation of the packer: the C++ packer
+must match it bit for bit, and the SpMM kernel must read what it writes.
+"""
+
+import pytest
+import torch
+
+from conftest import DTYPES, assert_matches_reference, random_dense, random_sparse
+
+SIZES = [0, 1, 7, 33, 65, 1025]
+NS = [0, 1, 7, 16, 33]
+U64 = 2**64
+
+
+def _has_kernel(op, device):
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"sparse::{op}", device.upper())
+
+
+@pytest.fixture
+def spmm_device(device):
+    if not _has_kernel("bitmap_spmm", device):
+        pytest.skip(f"sparse::bitmap_spmm has no {device} kernel in this build")
+    return device
+
+
+def pack(dense):
+    return torch.ops.sparse.dense_to_bitmap(dense)
+
+
+def packed_on(dense, device):
+    """The format packed on the CPU, moved to `device` (SpMM tests do not depend on a device packer)."""
+    return [t.to(device) for t in pack(dense.cpu())]
+
+
+def to_signed64(mask):
+    return mask - U64 if mask >= 2**63 else mask
+
+
+def layout_pack(dense):
+    """docs/formats.md's bitmap layout, written out element by element in Python."""
+    m, k = dense.shape
+    gm, gk = -(-m // 64), -(-k // 64)
+    offsets, bitmaps, values = [0], [], []
+    for g in range(gm * gk):
+        gi, gj = divmod(g, gk)
+        count = 0
+        for t in range(64):
+            f, q = divmod(t, 4)
+            fr, fc = divmod(f, 4)
+            row0 = 64 * gi + 16 * fr + (8 if q in (1, 3) else 0)
+            col0 = 64 * gj + 16 * fc + (8 if q in (2, 3) else 0)
+            mask = 0
+            for bit in range(64):
+                r, c = row0 + bit // 8, col0 + bit % 8
+                if r < m and c < k and dense[r, c].item() != 0:
+                    mask |= 1 << bit
+                    values.append(dense[r, c].item())
+                    count += 1
+            bitmaps.append(to_signed64(mask))
+        while count % 8:
+            values.append(0.0)
+            count += 1
+        offsets.append(offsets[-1] + count)
+    return (
+        torch.tensor(offsets, dtype=torch.int64),
+        torch.tensor(bitmaps, dtype=torch.int64),
+        torch.tensor(values, dtype=torch.float64).to(dense.dtype),
+    )
+
+
+def ref_and_torch(a, b, dtype):
+    ref = a.double().cpu() @ b.double().cpu()
+    return ref, (a @ b if dtype != torch.float32 else None)
+
+
+# ---- SpMM against the float64 reference ----------------------------------------
+@pytest.mark.parametrize("k", SIZES)
+@pytest.mark.parametrize("m", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bitmap_spmm_matches_reference(isa, spmm_device, m, k, dtype):
+    a = random_sparse(m, k, 0.3, dtype, empty_rows=(0, 3, 64))
+    parts = packed_on(a, spmm_device)
+    a = a.to(spmm_device)
+    for n in NS:
+        b = random_dense(k, n, dtype=dtype, device=spmm_device, seed=n)
+        out = torch.ops.sparse.bitmap_spmm(*parts, b, m)
+        ref, same = ref_and_torch(a, b, dtype)
+        assert_matches_reference(out, ref, dtype, same)
+
+
+@pytest.mark.parametrize("density", [0.0, 1.0, 0.02])
+@pytest.mark.parametrize("n", [1, 5, 40])
+def test_bitmap_spmm_density(isa, spmm_device, density, n):
+    a = random_sparse(130, 200, density, device=spmm_device)
+    b = random_dense(200, n, device=spmm_device)
+    out = torch.ops.sparse.bitmap_spmm(*packed_on(a, spmm_device), b, 130)
+    assert_matches_reference(out, a.double().cpu() @ b.double().cpu(), torch.float32)
+
+
+@pytest.mark.parametrize("n", [1, 9, 70])
+def test_bitmap_spmm_mixed_groups(isa, spmm_device, n):
+    """Empty groups, full groups, a lone element, empty rows and empty columns side by side."""
+    a = torch.zeros(150, 200)
+    a[:64, 64:128] = random_dense(64, 64, seed=3)  # a full group
+    a[64:128, :] = random_sparse(64, 200, 0.5)  # a half-full group row
+    a[70:80] = 0  # empty rows inside it
+    a[:, 150:160] = 0  # empty columns
+    a[149, 199] = 2.5  # a lone element in the corner group
+    a = a.to(spmm_device)
+    b = random_dense(200, n, device=spmm_device)
+    out = torch.ops.sparse.bitmap_spmm(*packed_on(a, spmm_device), b, 150)
+    assert_matches_reference(out, a.double().cpu() @ b.double().cpu(), torch.float32)
+
+
+@pytest.mark.parametrize("n", [256, 300, 529])
+def test_bitmap_spmm_wide_n(isa, spmm_device, n):
+    """n beyond the kernel's 256-column pass: several passes, the last one partial."""
+    a = random_sparse(70, 90, 0.3, device=spmm_device, empty_rows=(2,))
+    b = random_dense(90, n, device=spmm_device)
+    out = torch.ops.sparse.bitmap_spmm(*packed_on(a, spmm_device), b, 70)
+    assert_matches_reference(out, a.double().cpu() @ b.double().cpu(), torch.float32)
+
+
+def test_bitmap_spmm_strided_b(isa):
+    a = random_sparse(70, 90, 0.3)
+    bt = random_dense(33, 90).T                 # [90, 33], column-major: copied to contiguous rows
+    out = torch.ops.sparse.bitmap_spmm(*pack(a), bt, 70)
+    assert_matches_reference(out, a.double() @ bt.double(), torch.float32)
+    bw = random_dense(90, 50)[:, 3:40]          # row stride 50 > n = 37
+    out = torch.ops.sparse.bitmap_spmm(*pack(a), bw, 70)
+    assert_matches_reference(out, a.double() @ bw.double(), torch.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bitmap_spmm_reads_the_documented_layout(isa, spmm_device, dtype):
+    """The kernel on a format built by layout_pack, not by the C++ packer."""
+    a = random_sparse(70, 130, 0.4, dtype)
+    parts = [t.to(spmm_device) for t in layout_pack(a)]
+    a = a.to(spmm_device)
+    for n in (1, 7, 33):
+        b = random_dense(130, n, dtype=dtype, device=spmm_device, seed=n)
+        out = torch.ops.sparse.bitmap_spmm(*parts, b, 70)
+        ref, same = ref_and_torch(a, b, dtype)
+        assert_matches_reference(out, ref, dtype, same)
+
+
+# ---- pack / unpack ---------------------------------------------------------------
+@pytest.mark.parametrize("m,k", [(0, 0), (0, 5), (5, 0), (1, 1), (10, 70), (64, 64), (70, 130), (129, 65)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_to_bitmap_matches_layout(m, k, dtype):
+    a = random_sparse(m, k, 0.35, dtype)
+    got = pack(a)
+    want = layout_pack(a)
+    for name, g, w in zip(("group_offsets", "bitmaps", "values"), got, want):
+        assert g.dtype == w.dtype, name
+        assert torch.equal(g, w), name
+
+
+def test_docs_worked_example():
+    """The example in docs/formats.md (bitmap), byte for byte."""
+    a = torch.zeros(10, 70, dtype=torch.float16)
+    a[0, 1], a[0, 9], a[9, 0], a[2, 3], a[1, 68] = 1, 2, 3, 4, 5
+    offsets, bitmaps, values = pack(a)
+    assert offsets.tolist() == [0, 8, 16]
+    expected = torch.zeros(128, dtype=torch.int64)
+    expected[0], expected[1], expected[2], expected[64] = 0x80002, 0x100, 0x2, 0x1000
+    assert torch.equal(bitmaps, expected)
+    assert values.tolist() == [1, 4, 3, 2, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_dense_to_bitmap_high_bit_and_full_group():
+    """Bit 63 (last element of a tile) makes the int64 negative; a full group has 4096 values."""
+    a = torch.ones(64, 64)
+    offsets, bitmaps, values = pack(a)
+    assert offsets.tolist() == [0, 4096]
+    assert (bitmaps == -1).all()
+    b = torch.zeros(8, 8)
+    b[7, 7] = 1.0
+    assert pack(b)[1][0].item() == to_signed64(1 << 63)
+
+
+def _bits(t):
+    return t.view(torch.int32 if t.dtype == torch.float32 else torch.int16)
+
+
+@pytest.mark.parametrize("m,k", [(1, 1), (7, 33), (65, 1025), (1025, 7), (200, 300)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bitmap_round_trip_is_exact(m, k, dtype):
+    a = random_sparse(m, k, 0.3, dtype, empty_rows=(0, 5))
+    if m * k >= 4:  # special values survive bit for bit; -0.0 is a zero and is dropped
+        flat = a.view(-1)
+        flat[0], flat[1], flat[2], flat[3] = float("nan"), float("inf"), -float("inf"), -0.0
+        flat[-1] = torch.finfo(dtype).tiny / 4  # subnormal
+    back = torch.ops.sparse.bitmap_to_dense(*pack(a), m, k)
+    expected = torch.where(a == 0, torch.zeros_like(a), a)  # -0.0 -> +0.0
+    assert back.dtype == dtype and back.shape == (m, k)
+    assert torch.equal(_bits(back), _bits(expected))
+
+
+def test_dense_to_bitmap_non_contiguous():
+    a = random_sparse(90, 70, 0.3).T  # [70, 90] column-major
+    got = pack(a)
+    for g, w in zip(got, pack(a.contiguous())):
+        assert torch.equal(g, w)
+    assert torch.equal(torch.ops.sparse.bitmap_to_dense(*got, 70, 90), a)
+
+
+def test_bitmap_to_dense_reads_the_documented_layout():
+    a = random_sparse(70, 130, 0.4, torch.bfloat16)
+    assert torch.equal(torch.ops.sparse.bitmap_to_dense(*layout_pack(a), 70, 130), a)
+
+
+# ---- opcheck -----------------------------------------------------------------------
+def test_bitmap_opcheck():
+    a = random_sparse(70, 90, 0.3)
+    b = random_dense(90, 5)
+    parts = tuple(t.clone() for t in pack(a))
+    torch.library.opcheck(torch.ops.sparse.bitmap_spmm.default, (*parts, b, 70))
+    torch.library.opcheck(torch.ops.sparse.bitmap_to_dense.default, (*parts, 70, 90))
+    torch.library.opcheck(torch.ops.sparse.dense_to_bitmap.default, (a,))
+
+
+# ---- bad input ----------------------------------------------------------------------
+OPS = ["bitmap_spmm", "bitmap_to_dense"]
+
+
+class TestBadInput:
+    m, k = 70, 100  # 2 x 2 groups, both edges partial
+
+    def setup_method(self):
+        self.a = random_sparse(self.m, self.k, 0.5)
+        self.offsets, self.bitmaps, self.values = pack(self.a)
+        self.b = random_dense(self.k, 3)
+
+    def call(self, op, offsets=None, bitmaps=None, values=None, b=None, m=None, k=None):
+        offsets = self.offsets if offsets is None else offsets
+        bitmaps = self.bitmaps if bitmaps is None else bitmaps
+        values = self.values if values is None else values
+        m = self.m if m is None else m
+        if op == "bitmap_spmm":
+            b = self.b if b is None else b
+            return torch.ops.sparse.bitmap_spmm(offsets, bitmaps, values, b, m)
+        return torch.ops.sparse.bitmap_to_dense(offsets, bitmaps, values, m, self.k if k is None else k)
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_first_offset_not_zero(self, op):
+        offsets = self.offsets + 8
+        values = torch.cat([self.values, torch.zeros(8)])
+        with pytest.raises(ValueError, match=r"group_offsets\[0\]' must be 0"):
+            self.call(op, offsets=offsets, values=values)
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_group_count_mismatch(self, op):
+        offsets = self.offsets.clone()
+        offsets[2] += 8  # group 1 claims 8 more values, group 2 8 fewer
+        with pytest.raises(ValueError, match=r"group 1 .* set bits"):
+            self.call(op, offsets=offsets)
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_count_not_padded_to_8(self, op):
+        a = torch.zeros(self.m, self.k)
+        a[0, :5] = 1.0
+        offsets, bitmaps, values = pack(a)
+        offsets = offsets.clone()
+        offsets[1:] = 5  # unpadded count
+        with pytest.raises(ValueError, match="multiple of 8"):
+            self.call(op, offsets=offsets, bitmaps=bitmaps, values=values[:5].clone())
+
+    @pytest.mark.parametrize("op", OPS)
+    @pytest.mark.parametrize("bad", [-2**63, 2**63 - 1, -8])
+    def test_offset_extremes(self, op, bad):
+        offsets = self.offsets.clone()
+        offsets[1] = bad
+        with pytest.raises(ValueError, match="group 0"):
+            self.call(op, offsets=offsets)
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_last_offset_not_values_length(self, op):
+        with pytest.raises(ValueError, match=r"group_offsets\[G\]"):
+            self.call(op, values=self.values[:-8].clone())
+
+    @pytest.mark.parametrize("op", OPS)
+    @pytest.mark.parametrize("where", ["row", "col"])
+    def test_bit_outside_matrix(self, op, where):
+        # Group 3 covers rows 64..69 and columns 64..99; its tile 0 spans rows
+        # 64..71 x columns 64..71, its tile 12 (fragment 3, q 0) columns 112..119.
+        a = torch.zeros(self.m, self.k)
+        a[64, 64] = 1.0
+        offsets, bitmaps, values = pack(a)
+        bitmaps = bitmaps.clone()
+        if where == "row":
+            bitmaps[3 * 64 + 0] |= 1 << (6 * 8)  # row 70 >= m, column 64
+            element = r"\(70, 64\)"
+        else:
+            bitmaps[3 * 64 + 12] |= 1 << 3  # fragment 3 (cols 112..127), q 0: row 64, column 115 >= k
+            element = r"\(64, 115\)"
+        offsets = torch.tensor([0, 0, 0, 0, 8])
+        with pytest.raises(ValueError, match=rf"element {element}, outside the 70 x 100 matrix"):
+            self.call(op, offsets=offsets, bitmaps=bitmaps, values=values)
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_bitmaps_wrong_length(self, op):
+        with pytest.raises(ValueError, match=r"'bitmaps' must have G \* 64 = 256"):
+            self.call(op, bitmaps=self.bitmaps[:-1].clone())
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_offsets_wrong_length_for_m(self, op):
+        with pytest.raises(ValueError, match="'group_offsets' must have G \\+ 1 = 7"):
+            self.call(op, m=129)
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_offsets_wrong_dtype(self, op):
+        with pytest.raises(TypeError, match="'group_offsets' must have dtype Long"):
+            self.call(op, offsets=self.offsets.int())
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_bitmaps_wrong_dtype(self, op):
+        with pytest.raises(TypeError, match="'bitmaps' must have dtype Long"):
+            self.call(op, bitmaps=self.bitmaps.int())
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_values_unsupported_dtype(self, op):
+        with pytest.raises(TypeError, match="unsupported dtype"):
+            self.call(op, values=self.values.double(), b=self.b.double())
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_offsets_wrong_rank(self, op):
+        with pytest.raises(ValueError, match="'group_offsets' must be a 1-D"):
+            self.call(op, offsets=self.offsets[None])
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_values_wrong_rank(self, op):
+        with pytest.raises(ValueError, match="'values' must be a 1-D"):
+            self.call(op, values=self.values.view(-1, 8))
+
+    @pytest.mark.parametrize("op", OPS)
+    def test_values_not_contiguous(self, op):
+        doubled = torch.stack([self.values, self.values], 1).view(-1)[::2]
+        with pytest.raises(ValueError, match="'values' must be contiguous"):
+            self.call(op, values=doubled)
+
+    def test_spmm_b_dtype_mismatch(self):
+        with pytest.raises(TypeError, match="same dtype"):
+            self.call("bitmap_spmm", b=self.b.half())
+
+    def test_spmm_b_wrong_rank(self):
+        with pytest.raises(ValueError, match="'b' must be a 2-D"):
+            self.call("bitmap_spmm", b=self.b[:, 0].clone())
+
+    def test_spmm_b_rows_not_k(self):
+        # k comes from b: 64 rows make G = 2 x 1, so the metadata no longer fits.
+        with pytest.raises(ValueError, match="G \\+ 1 = 3"):
+            self.call("bitmap_spmm", b=self.b[:64].clone())
+
+    def test_negative_shape(self):
+        with pytest.raises(ValueError, match="non-negative"):
+            self.call("bitmap_to_dense", m=-1)
+
+    def test_pack_wrong_rank(self):
+        with pytest.raises(ValueError, match="'dense' must be a 2-D"):
+            pack(torch.ones(4))
+
+    @pytest.mark.parametrize("dtype", [torch.float64, torch.int32, torch.bool])
+    def test_pack_unsupported_dtype(self, dtype):
+        with pytest.raises(TypeError, match="unsupported dtype"):
+            pack(torch.ones(4, 4, dtype=dtype))
+
+    def test_pack_sparse_layout(self):
+        with pytest.raises((TypeError, NotImplementedError)):
+            pack(torch.eye(4).to_sparse_csr())
