@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 
+import sparsekernels as sk
 from conftest import HAS_CUDA, assert_matches_reference, random_dense, random_sparse
 
 pytestmark = [
@@ -169,6 +170,7 @@ def test_runs_on_the_current_stream():
     a = random_sparse(300, 200, 0.2)
     parts = to_cuda(*csr_parts(a))
     b = random_dense(200, 70, device="cuda")
+    csr_spmm(*parts, b, 300).cpu()  # loads the kernels first: lazy loading can wait for the device
     torch.cuda.synchronize()
     side = torch.cuda.Stream()
     torch.cuda._sleep(2_000_000_000)  # about a second of GPU time on the default stream
@@ -264,6 +266,16 @@ def test_opcheck_cuda():
 
 
 # ---- dispatch ------------------------------------------------------------------
+
+def test_model_facing_spmm_runs_the_cuda_kernel():
+    dense = random_sparse(50, 40, 0.3)
+    b = random_dense(40, 6, device="cuda")
+    ref = dense.double() @ b.double().cpu()
+    native = dense.to_sparse_csr().to("cuda")  # torch CSR on CUDA: sparse::spmm -> sparse::csr_spmm
+    assert_matches_reference(torch.ops.sparse.spmm(native, b), ref, torch.float32)
+    fmt = sk.to_csr(dense.to_sparse_csr()).to("cuda")  # format tensor moved to CUDA
+    assert_matches_reference(torch.ops.sparse.spmm(fmt, b), ref, torch.float32)
+
 
 def test_csr_spmm_has_a_cuda_kernel():
     assert torch._C._dispatch_has_kernel_for_dispatch_key("sparse::csr_spmm", "CUDA")
