@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+from torch._subclasses.fake_tensor import is_fake
 
 aten = torch.ops.aten
 
@@ -99,12 +100,15 @@ class SparseFormatTensor(torch.Tensor):
 
     def __repr__(self, *, tensor_contents=None) -> str:  # noqa: ARG002
         m, k = self.shape
-        dense_bytes = m * k * self.element_size()
         extra = "".join(f", {k_}={v}" for k_, v in self._repr_meta().items())
+        if is_fake(self._values_tensor()):  # while tracing: no data to count
+            stats = ""
+        else:
+            stats = (f", nnz={self.nnz}, sparsity={self.sparsity:.3f}, bytes={self.format_nbytes} "
+                     f"(dense {m * k * self.element_size()})")
         return (
-            f"{type(self).__name__}(shape=({m}, {k}){extra}, nnz={self.nnz}, sparsity={self.sparsity:.3f}, "
-            f"dtype={self.dtype}, device={self.device}, bytes={self.format_nbytes} "
-            f"(dense {dense_bytes}){', transposed' if self.transposed else ''})"
+            f"{type(self).__name__}(shape=({m}, {k}){extra}{stats}, dtype={self.dtype}, device={self.device}"
+            f"{', transposed' if self.transposed else ''})"
         )
 
     def _repr_meta(self) -> dict:

@@ -40,7 +40,7 @@ class BSRTensor(SparseFormatTensor):
         m, k = self._mk
         if m % r or k % c:
             raise ValueError(f"torch BSR needs the shape {self._mk} to be a multiple of the block size {(r, c)}")
-        return torch.sparse_bsr_tensor(self.block_row_ptr, self.block_col_idx, self.blocks, self._mk)
+        return torch.sparse_bsr_tensor(self.block_row_ptr, self.block_col_idx, self.blocks, self._mk, check_invariants=False)
 
     def to_scipy(self):
         """A scipy.sparse.bsr_array (needs m, k multiples of the block size; bfloat16 copied to float32)."""

@@ -28,7 +28,8 @@ class CSRTensor(SparseFormatTensor):
 
     def to_torch(self) -> torch.Tensor:
         """A torch.sparse_csr_tensor sharing this tensor's arrays (of the stored, untransposed matrix)."""
-        return torch.sparse_csr_tensor(self.row_ptr, self.col_idx, self.values, self._mk)
+        # validated when built (packers or _validate), so torch need not check again
+        return torch.sparse_csr_tensor(self.row_ptr, self.col_idx, self.values, self._mk, check_invariants=False)
 
     def to_scipy(self):
         """A scipy.sparse.csr_array sharing the arrays where numpy can (CPU; bfloat16 is copied to float32)."""
