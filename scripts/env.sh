@@ -10,23 +10,29 @@ SK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SK_VENV="${SPARSEKERNELS_VENV:-$SK_ROOT/.venv}"
 SK_PYTHON="${PYTHON:-python3}"
 
+# pip's notes about local index folders are noise; its errors still show and still fail the pipeline.
+sk_quiet_pip() { grep -v -E "^WARNING: Location|^\s*$" || true; }
+
 if [ ! -x "$SK_VENV/bin/python" ]; then
   if "$SK_PYTHON" -c "import torch" 2>/dev/null; then
     echo "[sparsekernels] creating $SK_VENV on top of the system torch ($("$SK_PYTHON" -c 'import torch; print(torch.__version__)'))"
     "$SK_PYTHON" -m venv --system-site-packages "$SK_VENV"
   else
-    echo "[sparsekernels] creating $SK_VENV with ${SPARSEKERNELS_TORCH:-torch==2.13.0} (CPU)"
+    echo "[sparsekernels] creating $SK_VENV"
     "$SK_PYTHON" -m venv "$SK_VENV"
-    "$SK_VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
-    "$SK_VENV/bin/python" -m pip install -q "${SPARSEKERNELS_TORCH:-torch==2.13.0}" numpy scipy pytest hypothesis \
-      rich matplotlib
   fi
 fi
+# Checked every time, so an interrupted first install is completed on the next run.
+if ! "$SK_VENV/bin/python" -c "import torch, numpy, scipy, pytest, hypothesis, rich, matplotlib" 2>/dev/null; then
+  echo "[sparsekernels] installing ${SPARSEKERNELS_TORCH:-torch==2.13.0} (CPU) and the test/bench packages"
+  "$SK_VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel 2>&1 | sk_quiet_pip
+  "$SK_VENV/bin/python" -m pip install -q "${SPARSEKERNELS_TORCH:-torch==2.13.0}" numpy scipy pytest hypothesis \
+    rich matplotlib 2>&1 | sk_quiet_pip
+fi
 if ! command -v cmake >/dev/null || ! command -v ninja >/dev/null; then
-  "$SK_VENV/bin/python" -m pip install -q cmake ninja
+  "$SK_VENV/bin/python" -m pip install -q cmake ninja 2>&1 | sk_quiet_pip
 fi
 export PATH="$SK_VENV/bin:$PATH"
 echo "[sparsekernels] building (incremental)"
-( cd "$SK_ROOT" && python -m pip install -q --no-build-isolation --no-deps -e . 2>&1 \
-  | grep -v -E "^WARNING: Location|^\s*$" || true )
+( cd "$SK_ROOT" && python -m pip install -q --no-build-isolation --no-deps -e . 2>&1 | sk_quiet_pip )
 python -c "import sparsekernels as sk; print('[sparsekernels] built:', sk.build_info())"

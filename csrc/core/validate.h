@@ -11,6 +11,11 @@
 
 namespace sk {
 
+// The array checks of validate_csr that read no data (ranks, dtypes, contiguity,
+// devices, lengths): shared by the CPU validator and the CUDA one (ops/cuda).
+void check_csr_arrays(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
+                      const at::Tensor& values, int64_t m, int64_t k);
+
 // row_ptr [m+1] and col_idx [nnz] (same int32/int64 dtype, contiguous, 1-D),
 // values [nnz]; row_ptr[0] == 0, non-decreasing, row_ptr[m] == nnz; 0 <= col < k.
 void validate_csr(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,

@@ -6,6 +6,7 @@
 
 #include "core/checks.h"
 #include "core/dispatch.h"
+#include "core/validate.h"
 #include "kernels/cuda/kernels.h"
 #include "ops/cuda/validate.h"
 
@@ -13,21 +14,8 @@ namespace sk {
 
 void validate_csr_cuda(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
                        const at::Tensor& values, int64_t m, int64_t k) {
-  TORCH_CHECK_VALUE(m >= 0 && k >= 0, op, ": the sparse shape must be non-negative, got (", m, ", ", k, ")");
-  SK_CHECK_DIM(op, row_ptr, 1);
-  SK_CHECK_DIM(op, col_idx, 1);
-  SK_CHECK_DIM(op, values, 1);
-  SK_CHECK_SAME_DTYPE(op, row_ptr, col_idx);
-  SK_CHECK_CONTIGUOUS(op, row_ptr);
-  SK_CHECK_CONTIGUOUS(op, col_idx);
-  SK_CHECK_CONTIGUOUS(op, values);
-  SK_CHECK_SAME_DEVICE(op, row_ptr, col_idx);
-  SK_CHECK_SAME_DEVICE(op, row_ptr, values);
+  check_csr_arrays(op, row_ptr, col_idx, values, m, k);
   TORCH_CHECK(row_ptr.is_cuda(), op, ": 'row_ptr' must be a CUDA tensor here, got device ", row_ptr.device());
-  TORCH_CHECK_VALUE(row_ptr.numel() == m + 1, op, ": 'row_ptr' must have m + 1 = ", m + 1,
-                    " entries, got ", row_ptr.numel());
-  TORCH_CHECK_VALUE(values.numel() == col_idx.numel(), op, ": 'values' (", values.numel(),
-                    " entries) and 'col_idx' (", col_idx.numel(), " entries) must have the same length");
   const int64_t nnz = col_idx.numel();
 
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(row_ptr.device().index()).stream();
