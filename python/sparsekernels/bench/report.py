@@ -59,10 +59,12 @@ def print_table(rows: list[dict], meta: dict) -> None:
     t = Table(title=f"sparsekernels bench: {meta['suite']} on {meta['device_name']} "
                     f"({meta['threads']} threads); speedup = baseline time / ours")
     for h in header:
-        t.add_column(h, justify="left" if h == "case" else "right")
+        t.add_column(h, justify="left" if h == "case" else "right", no_wrap=True)
     for b in body:
         t.add_row(*b)
-    Console().print(t)
+    console = Console()
+    console.width = max(console.width, 160)  # the table is wide; wrap nothing when piped
+    console.print(t)
 
 
 def write_outputs(out_dir: Path, rows: list[dict], meta: dict) -> None:

@@ -10,11 +10,12 @@ import torch
 import torch.utils.benchmark as tbench
 
 
-def time_cpu(fn: Callable[[], object], min_run_time: float = 0.3) -> float:
-    """Median seconds per call of fn on the CPU (torch.utils.benchmark, thread count as set in torch)."""
+def time_cpu(fn: Callable[[], object], min_run_time: float = 0.3, max_run_time: float = 3.0) -> float:
+    """Median seconds per call of fn on the CPU (torch.utils.benchmark, thread count as set in torch): blocks
+    of calls until the median is stable to 10 % or max_run_time is spent."""
     fn()  # warm-up (and lazy initialisation)
     timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return timer.adaptive_autorange(min_run_time=min_run_time).median
+    return timer.adaptive_autorange(min_run_time=min_run_time, max_run_time=max_run_time).median
 
 
 def time_cuda(fns: list[Callable[[], object]], reps: int = 50) -> float:
