@@ -29,6 +29,8 @@ from sparsekernels.formats import (
 )
 from sparsekernels.functional import sddmm, spgemm
 from sparsekernels.pruning import prune_blocks, prune_magnitude, prune_n_m
+from sparsekernels import nn  # SparseLinear
+from sparsekernels.nn import sparsify
 
 __version__ = "0.1.0"
 
@@ -36,5 +38,5 @@ __all__ = [
     "BUILD_INFO", "build_info", "cpu_isa", "cpu_isa_supported", "set_cpu_isa", "use_cpu_isa",
     "SparseFormatTensor", "CSRTensor", "BSRTensor", "BitmapTensor", "Sparse24Tensor",
     "to_csr", "to_bsr", "to_bitmap", "to_sparse24", "spgemm", "sddmm",
-    "prune_magnitude", "prune_n_m", "prune_blocks",
+    "prune_magnitude", "prune_n_m", "prune_blocks", "nn", "sparsify",
 ]

@@ -1,0 +1,1 @@
+"""Real models the examples, tests and benchmarks run sparsified (their weights come from optional packages)."""
