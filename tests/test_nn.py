@@ -343,11 +343,11 @@ def minilm():
     from sparsekernels.models.minilm import SENTENCES, load_minilm
 
     model, tokenizer = load_minilm()
-    return model, tokenizer(SENTENCES)
+    return model, tokenizer(SENTENCES), tokenizer
 
 
 def test_minilm_loader_reproduces_the_published_similarity(minilm):
-    model, (ids, mask) = minilm
+    model, (ids, mask), _ = minilm
     with torch.no_grad():
         emb = model(ids, mask)
     assert emb.shape == (ids.shape[0], 384)
@@ -359,7 +359,7 @@ def test_minilm_loader_reproduces_the_published_similarity(minilm):
 
 @pytest.mark.parametrize("fmt,sparsity,blocksize", MINILM_CONFIGS)
 def test_minilm_sparse_matches_pruned_dense(minilm, fmt, sparsity, blocksize):
-    dense, (ids, mask) = minilm
+    dense, (ids, mask), _ = minilm
     model = copy.deepcopy(dense)
     report = sk.sparsify(model, fmt, sparsity=sparsity, blocksize=blocksize or (32, 32))
     assert len(report.swapped) == 36 and not report.skipped  # 6 layers x (q, k, v, attn out, ffn in, ffn out)
@@ -405,3 +405,25 @@ def test_gradients_reach_values_and_bias(fmt, compiled):
     grad_as_dense = sl.weight._with((*sl.weight._inner()[:-1], values.grad)).to_dense()
     mask = sl.to_dense() != 0
     assert torch.allclose(grad_as_dense[mask], ref.weight.grad[mask], rtol=1e-4, atol=1e-4)
+
+
+def test_minilm_bench_rows_have_the_harness_shape(minilm, monkeypatch):
+    from sparsekernels.bench import minilm as bench_minilm
+    from sparsekernels.bench import report
+    from sparsekernels.models import minilm as model_module
+
+    calls = []
+    monkeypatch.setattr(model_module, "load_minilm", lambda: (minilm[0], minilm[2]))  # loaded once per module
+    monkeypatch.setattr(bench_minilm, "CONFIGS", [("bitmap", 0.5, (32, 32))])
+    monkeypatch.setattr(bench_minilm, "BATCHES", (2,))
+    monkeypatch.setattr(bench_minilm, "time_cpu", lambda fn: calls.append(fn()) or 1e-3)  # timing is not tested
+    rows = bench_minilm.minilm_rows("cpu")
+    assert len(rows) == 1 and len(calls) == 3  # ours, torch_dense, torch_csr
+    row = rows[0]
+    assert "error" not in row and report.check(row) == "ok"
+    assert row["cos_min"] >= 0.999 and row["layers_swapped"] == 36
+    assert row["format_bytes"] < 0.6 * row["dense_bytes"] and row["model_bytes"] < row["dense_model_bytes"]
+    assert set(row["baselines"]) == {"torch_dense", "torch_csr"}
+    assert all("error" not in b and b["speedup"] == 1.0 for b in row["baselines"].values())
+    header, body = report.table_rows(rows)
+    assert body[0][0].startswith("minilm bitmap 50% batch=2")
