@@ -485,3 +485,13 @@ def test_bad_input_sddmm():
     meta[1, 0] = 0x7  # positions (3, 1)
     with pytest.raises(ValueError, match="sparse24_sddmm.*strictly increasing"):
         OPS.sparse24_sddmm(meta, x, y)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_larger_parallel(isa, fmt):
+    """Big enough that the glue splits the work over threads (and bitmap/2:4 visit several
+    64-row slabs and 64-column strips)."""
+    m, k, n = 257, 300, 70
+    index, values = random_pattern(fmt, m, k, 0.3)
+    check_spmm_t(fmt, index, values, random_dense(m, n, seed=11), m, k)
+    check_sddmm(fmt, index, values, random_dense(m, n, seed=12), random_dense(k, n, seed=13))
