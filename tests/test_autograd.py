@@ -495,3 +495,30 @@ def test_larger_parallel(isa, fmt):
     index, values = random_pattern(fmt, m, k, 0.3)
     check_spmm_t(fmt, index, values, random_dense(m, n, seed=11), m, k)
     check_sddmm(fmt, index, values, random_dense(m, n, seed=12), random_dense(k, n, seed=13))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_compiled_backward_graph_uses_the_backward_ops(fmt):
+    """AOT autograd traces the backward into a graph of the kernel ops (nothing dense)."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    torch._dynamo.reset()
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return make_boxed_func(gm.forward)
+
+    m, k = 17, 40
+    index, values = random_pattern(fmt, m, k)
+    fn = torch.compile(lambda v, x: sparse_linear(fmt, index, v, x, m).sum(), fullgraph=True,
+                       backend=aot_autograd(fw_compiler=record, bw_compiler=record))
+    v = values.clone().requires_grad_()
+    x = random_dense(8, k, seed=1).requires_grad_()
+    fn(v, x).backward()
+    assert len(graphs) == 2
+    bw_targets = {str(node.target) for node in graphs[1].graph.nodes if node.op == "call_function"}
+    sddmm_op = "sparse.csr_sddmm.default" if fmt == "csr" else f"sparse.{fmt}_sddmm.default"
+    assert sddmm_op in bw_targets and f"sparse.{fmt}_spmm_t.default" in bw_targets, bw_targets
+    assert not any("to_dense" in t or t.startswith("aten.mm") for t in bw_targets), bw_targets
