@@ -25,6 +25,28 @@ TORCH_LIBRARY_FRAGMENT(sparse, m) {
   // x [m, d], y [n, d] -> values [nnz] (i.e. (x @ y.T) sampled at A's pattern).
   m.def("csr_sddmm(Tensor row_ptr, Tensor col_idx, Tensor x, Tensor y) -> Tensor");
 
+  // ---- Backward of the SpMM ops (autograd: python/sparsekernels/ops.py).
+  // Transposed SpMM: out[k, n] = A^T @ b for A [m, k] in the format (the same
+  // arrays as its SpMM) and b [m, n] (m = b.size(0)); k is A's column count,
+  // which not every format's arrays determine. grad_b of SpMM is
+  // <fmt>_spmm_t(A, grad_out, k).
+  m.def("csr_spmm_t(Tensor row_ptr, Tensor col_idx, Tensor values, Tensor b, SymInt k) -> Tensor");
+  m.def("bsr_spmm_t(Tensor block_row_ptr, Tensor block_col_idx, Tensor blocks, Tensor b, SymInt k) -> Tensor");
+  m.def("bitmap_spmm_t(Tensor group_offsets, Tensor bitmaps, Tensor values, Tensor b, SymInt k) -> Tensor");
+  m.def("sparse24_spmm_t(Tensor values, Tensor meta, Tensor b, SymInt k) -> Tensor");
+  // SDDMM at a format's stored slots: x [m, d], y [k, d] (so A is m x k); the
+  // output has the shape of the format's values tensor, out[slot] =
+  // dot(x[row(slot)], y[col(slot)]), and 0 for slots outside the matrix (BSR
+  // edge-block padding, bitmap round-up padding, 2:4 positions >= k). grad_values
+  // of SpMM is the SDDMM of (grad_out, b). CSR uses csr_sddmm above.
+  //   bsr_sddmm -> [nnzb, r, c], nnzb = block_col_idx.size(0)
+  //   bitmap_sddmm -> [num_values], num_values = the values length (group_offsets[G])
+  //   sparse24_sddmm -> [m, kp / 2] = [meta.size(0), 8 * meta.size(1)]
+  m.def(
+      "bsr_sddmm(Tensor block_row_ptr, Tensor block_col_idx, Tensor x, Tensor y, SymInt r, SymInt c) -> Tensor");
+  m.def("bitmap_sddmm(Tensor group_offsets, Tensor bitmaps, Tensor x, Tensor y, SymInt num_values) -> Tensor");
+  m.def("sparse24_sddmm(Tensor meta, Tensor x, Tensor y) -> Tensor");
+
   // ---- SpGEMM: C = A [m, k] @ B [k, n], all CSR; C has sorted columns and no
   // explicit zeros removed (structural product). Returns (row_ptr, col_idx, values).
   m.def(

@@ -46,6 +46,44 @@ def _sparse24_spmm_fake(values, meta, b):
     return b.new_empty((values.shape[0], b.shape[1]))
 
 
+# ---- backward ops: transposed SpMM and SDDMM at a format's slots ------------
+# Transposed SpMM: out [k, n] = A^T @ b, b [m, n].
+@torch.library.register_fake("sparse::csr_spmm_t")
+def _csr_spmm_t_fake(row_ptr, col_idx, values, b, k):
+    return b.new_empty((k, b.shape[1]))
+
+
+@torch.library.register_fake("sparse::bsr_spmm_t")
+def _bsr_spmm_t_fake(block_row_ptr, block_col_idx, blocks, b, k):
+    return b.new_empty((k, b.shape[1]))
+
+
+@torch.library.register_fake("sparse::bitmap_spmm_t")
+def _bitmap_spmm_t_fake(group_offsets, bitmaps, values, b, k):
+    return b.new_empty((k, b.shape[1]))
+
+
+@torch.library.register_fake("sparse::sparse24_spmm_t")
+def _sparse24_spmm_t_fake(values, meta, b, k):
+    return b.new_empty((k, b.shape[1]))
+
+
+# SDDMM: x [m, d], y [k, d] -> the shape of the format's values tensor.
+@torch.library.register_fake("sparse::bsr_sddmm")
+def _bsr_sddmm_fake(block_row_ptr, block_col_idx, x, y, r, c):
+    return x.new_empty((block_col_idx.shape[0], r, c))
+
+
+@torch.library.register_fake("sparse::bitmap_sddmm")
+def _bitmap_sddmm_fake(group_offsets, bitmaps, x, y, num_values):
+    return x.new_empty((num_values,))
+
+
+@torch.library.register_fake("sparse::sparse24_sddmm")
+def _sparse24_sddmm_fake(meta, x, y):
+    return x.new_empty((meta.shape[0], meta.shape[1] * 8))
+
+
 # ---- SDDMM / SpGEMM -----------------------------------------------------------
 @torch.library.register_fake("sparse::csr_sddmm")
 def _csr_sddmm_fake(row_ptr, col_idx, x, y):
@@ -125,3 +163,93 @@ def _dense_to_sparse24_fake(dense):
 @torch.library.register_fake("sparse::sparse24_to_dense")
 def _sparse24_to_dense_fake(values, meta, k):
     return values.new_empty((values.shape[0], k))
+
+
+# ---- autograd of the SpMM kernel ops --------------------------------------------
+# y = A @ b with A's values tensor trainable (the index tensors are not):
+#   grad_b      = A^T @ grad_y                       (<fmt>_spmm_t)
+#   grad_values = (grad_y @ b^T) at A's stored slots (<fmt>_sddmm), the shape of
+#                 the values tensor, 0 for slots outside the matrix.
+# Both are kernel ops with fakes, so the backward traces (torch.compile). Only
+# what a needed gradient uses is saved: values for grad_b, b for grad_values.
+# ctx.needs_input_grad has one entry per op input (plus a trailing one that
+# torch.library adds in setup_context, not indexed here).
+def _save(ctx, index, values, b):
+    needs_values, needs_b = ctx.needs_input_grad[len(index)], ctx.needs_input_grad[len(index) + 1]
+    ctx.save_for_backward(*index, values if needs_b else None, b if needs_values else None)
+    ctx.k = b.shape[0]
+
+
+def _csr_spmm_setup_context(ctx, inputs, output):
+    row_ptr, col_idx, values, b, _m = inputs
+    _save(ctx, (row_ptr, col_idx), values, b)
+
+
+def _csr_spmm_backward(ctx, grad):
+    row_ptr, col_idx, values, b = ctx.saved_tensors
+    grad_values = grad_b = None
+    if ctx.needs_input_grad[2]:
+        grad_values = torch.ops.sparse.csr_sddmm(row_ptr, col_idx, grad, b)
+    if ctx.needs_input_grad[3]:
+        grad_b = torch.ops.sparse.csr_spmm_t(row_ptr, col_idx, values, grad, ctx.k)
+    return None, None, grad_values, grad_b, None
+
+
+def _bsr_spmm_setup_context(ctx, inputs, output):
+    block_row_ptr, block_col_idx, blocks, b, _m = inputs
+    _save(ctx, (block_row_ptr, block_col_idx), blocks, b)
+    ctx.block_size = (blocks.shape[1], blocks.shape[2])
+
+
+def _bsr_spmm_backward(ctx, grad):
+    block_row_ptr, block_col_idx, blocks, b = ctx.saved_tensors
+    grad_blocks = grad_b = None
+    if ctx.needs_input_grad[2]:
+        r, c = ctx.block_size
+        grad_blocks = torch.ops.sparse.bsr_sddmm(block_row_ptr, block_col_idx, grad, b, r, c)
+    if ctx.needs_input_grad[3]:
+        grad_b = torch.ops.sparse.bsr_spmm_t(block_row_ptr, block_col_idx, blocks, grad, ctx.k)
+    return None, None, grad_blocks, grad_b, None
+
+
+def _bitmap_spmm_setup_context(ctx, inputs, output):
+    group_offsets, bitmaps, values, b, _m = inputs
+    _save(ctx, (group_offsets, bitmaps), values, b)
+    ctx.num_values = values.shape[0]
+
+
+def _bitmap_spmm_backward(ctx, grad):
+    group_offsets, bitmaps, values, b = ctx.saved_tensors
+    grad_values = grad_b = None
+    if ctx.needs_input_grad[2]:
+        grad_values = torch.ops.sparse.bitmap_sddmm(group_offsets, bitmaps, grad, b, ctx.num_values)
+    if ctx.needs_input_grad[3]:
+        grad_b = torch.ops.sparse.bitmap_spmm_t(group_offsets, bitmaps, values, grad, ctx.k)
+    return None, None, grad_values, grad_b, None
+
+
+def _sparse24_spmm_setup_context(ctx, inputs, output):
+    values, meta, b = inputs
+    needs_values, needs_b = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+    ctx.save_for_backward(meta, values if needs_b else None, b if needs_values else None)
+    ctx.k = b.shape[0]
+
+
+def _sparse24_spmm_backward(ctx, grad):
+    meta, values, b = ctx.saved_tensors
+    grad_values = grad_b = None
+    if ctx.needs_input_grad[0]:
+        grad_values = torch.ops.sparse.sparse24_sddmm(meta, grad, b)
+    if ctx.needs_input_grad[2]:
+        grad_b = torch.ops.sparse.sparse24_spmm_t(values, meta, grad, ctx.k)
+    return grad_values, None, grad_b
+
+
+torch.library.register_autograd(
+    "sparse::csr_spmm", _csr_spmm_backward, setup_context=_csr_spmm_setup_context)
+torch.library.register_autograd(
+    "sparse::bsr_spmm", _bsr_spmm_backward, setup_context=_bsr_spmm_setup_context)
+torch.library.register_autograd(
+    "sparse::bitmap_spmm", _bitmap_spmm_backward, setup_context=_bitmap_spmm_setup_context)
+torch.library.register_autograd(
+    "sparse::sparse24_spmm", _sparse24_spmm_backward, setup_context=_sparse24_spmm_setup_context)

@@ -1,0 +1,114 @@
+// SDDMM at the stored slots of BSR, bitmap and 2:4 on the CPU: the gradient
+// of each format's values tensor, out[slot] = dot(x[row(slot)], y[col(slot)]),
+// 0 for slots outside the matrix (grad_kernels.h). Each slot is one dot product
+// over d in 4 independent vector accumulators, then single vectors, then a
+// scalar tail; a thread owns whole block rows / groups / rows of the output.
+#include "kernels/cpu/grad_kernels.h"
+#include "kernels/cpu/simd.h"
+
+SK_CPU_NAMESPACE_BEGIN
+
+namespace {
+
+template <typename T>
+static inline float dot_f32(const T* a, const T* b, int64_t d) {
+  int64_t j = 0;
+  VecF s0 = vzero();
+  if (d >= 4 * kW) {
+    VecF s1 = vzero(), s2 = vzero(), s3 = vzero();
+    for (; j + 4 * kW <= d; j += 4 * kW) {
+      s0 = vfma(vload(a + j), vload(b + j), s0);
+      s1 = vfma(vload(a + j + kW), vload(b + j + kW), s1);
+      s2 = vfma(vload(a + j + 2 * kW), vload(b + j + 2 * kW), s2);
+      s3 = vfma(vload(a + j + 3 * kW), vload(b + j + 3 * kW), s3);
+    }
+    s0 = vadd(vadd(s0, s1), vadd(s2, s3));
+  }
+  for (; j + kW <= d; j += kW) s0 = vfma(vload(a + j), vload(b + j), s0);
+  float acc = vhsum(s0);
+  for (; j < d; ++j) acc += to_float(a[j]) * to_float(b[j]);
+  return acc;
+}
+
+}  // namespace
+
+template <typename T, typename I>
+void bsr_sddmm(const BsrSddmmArgs<T, I>& a, int64_t begin, int64_t end) {
+  const T zero = from_float<T>(0.f);
+  for (int64_t bi = begin; bi < end; ++bi) {
+    const int64_t rows = a.m - bi * a.r < a.r ? a.m - bi * a.r : a.r;
+    const int64_t p1 = int64_t(a.block_row_ptr[bi + 1]);
+    for (int64_t p = int64_t(a.block_row_ptr[bi]); p < p1; ++p) {
+      const int64_t bj = int64_t(a.block_col_idx[p]);
+      const int64_t cols = a.k - bj * a.c < a.c ? a.k - bj * a.c : a.c;
+      T* o = a.out + p * a.r * a.c;
+      for (int64_t ii = 0; ii < a.r; ++ii) {
+        const T* xrow = a.x + (bi * a.r + ii) * a.ldx;
+        for (int64_t jj = 0; jj < a.c; ++jj) {
+          o[ii * a.c + jj] =
+              ii < rows && jj < cols ? from_float<T>(dot_f32(xrow, a.y + (bj * a.c + jj) * a.ldy, a.d)) : zero;
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void bitmap_sddmm(const BitmapSddmmArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t gk = (a.k + 63) / 64;
+  const T zero = from_float<T>(0.f);
+  for (int64_t g = begin; g < end; ++g) {
+    const int64_t r0 = (g / gk) * 64, c0 = (g % gk) * 64;
+    const uint64_t* masks = a.bitmaps + g * 64;
+    int64_t slot = a.group_offsets[g];
+    for (int t = 0; t < 64; ++t) {
+      uint64_t mask = masks[t];
+      const int f = t >> 2, q = t & 3;
+      const int64_t row0 = r0 + (f >> 2) * 16 + (q & 1) * 8, col0 = c0 + (f & 3) * 16 + (q >> 1) * 8;
+      while (mask != 0) {
+        const int bit = __builtin_ctzll(mask);
+        mask &= mask - 1;
+        const T* xrow = a.x + (row0 + (bit >> 3)) * a.ldx;
+        const T* yrow = a.y + (col0 + (bit & 7)) * a.ldy;
+        a.out[slot++] = from_float<T>(dot_f32(xrow, yrow, a.d));
+      }
+    }
+    for (const int64_t s1 = a.group_offsets[g + 1]; slot < s1; ++slot) a.out[slot] = zero;
+  }
+}
+
+template <typename T>
+void sparse24_sddmm(const Sparse24SddmmArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t kp = (a.k + 15) / 16 * 16;
+  const T zero = from_float<T>(0.f);
+  for (int64_t i = begin; i < end; ++i) {
+    const uint16_t* meta = a.meta + i * (kp / 16);
+    const T* xrow = a.x + i * a.ldx;
+    T* o = a.out + i * (kp / 2);
+    for (int64_t g = 0; g < kp / 4; ++g) {
+      const unsigned nib = (unsigned(meta[g >> 2]) >> ((g & 3) * 4)) & 0xfu;
+      const int64_t col0 = 4 * g + (nib & 3u), col1 = 4 * g + (nib >> 2);
+      o[2 * g] = col0 < a.k ? from_float<T>(dot_f32(xrow, a.y + col0 * a.ldy, a.d)) : zero;
+      o[2 * g + 1] = col1 < a.k ? from_float<T>(dot_f32(xrow, a.y + col1 * a.ldy, a.d)) : zero;
+    }
+  }
+}
+
+#define SK_INSTANTIATE(T, I) template void bsr_sddmm<T, I>(const BsrSddmmArgs<T, I>&, int64_t, int64_t);
+SK_INSTANTIATE(float, int32_t)
+SK_INSTANTIATE(float, int64_t)
+SK_INSTANTIATE(half_t, int32_t)
+SK_INSTANTIATE(half_t, int64_t)
+SK_INSTANTIATE(bf16_t, int32_t)
+SK_INSTANTIATE(bf16_t, int64_t)
+#undef SK_INSTANTIATE
+
+#define SK_INSTANTIATE(T)                                                                \
+  template void bitmap_sddmm<T>(const BitmapSddmmArgs<T>&, int64_t, int64_t);           \
+  template void sparse24_sddmm<T>(const Sparse24SddmmArgs<T>&, int64_t, int64_t);
+SK_INSTANTIATE(float)
+SK_INSTANTIATE(half_t)
+SK_INSTANTIATE(bf16_t)
+#undef SK_INSTANTIATE
+
+SK_CPU_NAMESPACE_END

@@ -1,0 +1,297 @@
+// Transposed SpMM on the CPU, out[k, n] = A^T @ b with b [m, n]: the gradient
+// of the dense operand of every SpMM format. No atomics: every output row (a
+// column of A) is owned by one thread, and all of its terms are gathered there.
+//   CSR / BSR: the glue first builds the transposed index (csr_transpose: a
+//     counting sort, O(nnz + k), on the block level for BSR); then each output
+//     row sums values * rows of b over its column's entries, its columns of
+//     out held in registers in panels of 4 vectors, then 1, then a scalar tail.
+//   bitmap / 2:4: both formats are addressed by position, so a thread owning a
+//     strip of 64 columns of A can visit exactly its part of every row. The
+//     strip is decoded 64 rows at a time into per-column lists (a local CSC of
+//     a 64 x 64 tile), which are accumulated into fp32 scratch [64, <= 256] for
+//     the strip's 64 output rows, stored once at the end.
+#include "kernels/cpu/grad_kernels.h"
+#include "kernels/cpu/simd.h"
+
+SK_CPU_NAMESPACE_BEGIN
+
+// ---------------------------------------------------------------------------
+// Transposed index.
+// ---------------------------------------------------------------------------
+template <typename I>
+void csr_transpose(const CsrTransposeArgs<I>& a) {
+  const int64_t nnz = int64_t(a.row_ptr[a.m]);
+  for (int64_t j = 0; j <= a.k; ++j) a.col_ptr[j] = 0;
+  for (int64_t p = 0; p < nnz; ++p) ++a.col_ptr[int64_t(a.col_idx[p]) + 1];
+  for (int64_t j = 0; j < a.k; ++j) a.col_ptr[j + 1] += a.col_ptr[j];
+  // Scatter with col_ptr[j] as column j's cursor: afterwards col_ptr[j] holds
+  // the end of column j, i.e. the start of column j + 1.
+  for (int64_t i = 0; i < a.m; ++i) {
+    const int64_t p1 = int64_t(a.row_ptr[i + 1]);
+    for (int64_t p = int64_t(a.row_ptr[i]); p < p1; ++p) {
+      const int64_t q = int64_t(a.col_ptr[int64_t(a.col_idx[p])]++);
+      a.row_of[q] = I(i);
+      a.perm[q] = I(p);
+    }
+  }
+  for (int64_t j = a.k; j > 0; --j) a.col_ptr[j] = a.col_ptr[j - 1];
+  a.col_ptr[0] = 0;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// out[0, n) = sum of v * brow[0, n) over the terms for_each(f) passes to
+// f(float v, const T* brow), accumulated in fp32 registers.
+// ---------------------------------------------------------------------------
+template <int NV, typename T, typename ForEach>
+static inline void gather_panel(T* out, int64_t j, const ForEach& for_each) {
+  VecF acc[NV];
+  for (int u = 0; u < NV; ++u) acc[u] = vzero();
+  for_each([&](float v, const T* brow) {
+    const VecF vv = vset1(v);
+    for (int u = 0; u < NV; ++u) acc[u] = vfma(vv, vload(brow + j + u * kW), acc[u]);
+  });
+  for (int u = 0; u < NV; ++u) vstore(out + j + u * kW, acc[u]);
+}
+
+template <typename T, typename ForEach>
+static void gather_row(T* out, int64_t n, const ForEach& for_each) {
+  int64_t j = 0;
+  for (; j + 4 * kW <= n; j += 4 * kW) gather_panel<4>(out, j, for_each);
+  for (; j + kW <= n; j += kW) gather_panel<1>(out, j, for_each);
+  for (; j < n; ++j) {
+    float s = 0.f;
+    for_each([&](float v, const T* brow) { s += v * to_float(brow[j]); });
+    out[j] = from_float<T>(s);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 64 x 64 tiles as local CSC, accumulated into fp32 scratch (bitmap, 2:4).
+// ---------------------------------------------------------------------------
+constexpr int kTile = 64;
+constexpr int64_t kColumnChunk = 256;  // columns of out per pass: 64 KiB of scratch
+
+struct TileScratch {
+  float acc[kTile * kColumnChunk];  // the strip's 64 output rows, nc long
+  // decoded elements of the current tile, in decoding order ...
+  int n_elems;
+  uint8_t erow[kTile * kTile], ecol[kTile * kTile];
+  float eval[kTile * kTile];
+  // ... and sorted by column: column lc is [col_begin[lc], col_begin[lc + 1])
+  int col_begin[kTile + 1];
+  uint8_t rows[kTile * kTile];
+  float vals[kTile * kTile];
+};
+
+static inline void tile_push(TileScratch& sc, int lr, int lc, float v) {
+  const int e = sc.n_elems++;
+  sc.erow[e] = uint8_t(lr);
+  sc.ecol[e] = uint8_t(lc);
+  sc.eval[e] = v;
+}
+
+// Counting sort of the decoded elements by column (stable: rows stay ascending
+// as decoded).
+static void tile_sort_by_column(TileScratch& sc) {
+  int cursor[kTile + 1];
+  for (int c = 0; c <= kTile; ++c) cursor[c] = 0;
+  for (int e = 0; e < sc.n_elems; ++e) ++cursor[sc.ecol[e] + 1];
+  for (int c = 0; c < kTile; ++c) cursor[c + 1] += cursor[c];
+  for (int c = 0; c <= kTile; ++c) sc.col_begin[c] = cursor[c];
+  for (int e = 0; e < sc.n_elems; ++e) {
+    const int q = cursor[sc.ecol[e]]++;
+    sc.rows[q] = sc.erow[e];
+    sc.vals[q] = sc.eval[e];
+  }
+}
+
+// acc[lc, 0 .. nc) += sum over column lc's entries of v * b[row, 0 .. nc),
+// b pointing at the tile's first row and the chunk's first column.
+template <typename T>
+static void tile_accumulate(TileScratch& sc, const T* b, int64_t ldb, int64_t nc) {
+  for (int lc = 0; lc < kTile; ++lc) {
+    const int p0 = sc.col_begin[lc], p1 = sc.col_begin[lc + 1];
+    if (p0 == p1) continue;
+    float* acc = sc.acc + lc * nc;
+    int64_t j = 0;
+    for (; j + 4 * kW <= nc; j += 4 * kW) {
+      VecF c0 = vload(acc + j), c1 = vload(acc + j + kW), c2 = vload(acc + j + 2 * kW),
+           c3 = vload(acc + j + 3 * kW);
+      for (int p = p0; p < p1; ++p) {
+        const VecF v = vset1(sc.vals[p]);
+        const T* brow = b + int64_t(sc.rows[p]) * ldb + j;
+        c0 = vfma(v, vload(brow), c0);
+        c1 = vfma(v, vload(brow + kW), c1);
+        c2 = vfma(v, vload(brow + 2 * kW), c2);
+        c3 = vfma(v, vload(brow + 3 * kW), c3);
+      }
+      vstore(acc + j, c0);
+      vstore(acc + j + kW, c1);
+      vstore(acc + j + 2 * kW, c2);
+      vstore(acc + j + 3 * kW, c3);
+    }
+    for (; j + kW <= nc; j += kW) {
+      VecF c0 = vload(acc + j);
+      for (int p = p0; p < p1; ++p) c0 = vfma(vset1(sc.vals[p]), vload(b + int64_t(sc.rows[p]) * ldb + j), c0);
+      vstore(acc + j, c0);
+    }
+    for (; j < nc; ++j) {
+      float s = acc[j];
+      for (int p = p0; p < p1; ++p) s += sc.vals[p] * to_float(b[int64_t(sc.rows[p]) * ldb + j]);
+      acc[j] = s;
+    }
+  }
+}
+
+// out rows [0, rows) (row stride ldo), columns [0, nc) = acc.
+template <typename T>
+static void tile_store(const TileScratch& sc, T* out, int64_t ldo, int rows, int64_t nc) {
+  for (int lc = 0; lc < rows; ++lc) {
+    const float* acc = sc.acc + lc * nc;
+    T* o = out + lc * ldo;
+    int64_t j = 0;
+    for (; j + kW <= nc; j += kW) vstore(o + j, vload(acc + j));
+    for (; j < nc; ++j) o[j] = from_float<T>(acc[j]);
+  }
+}
+
+static inline int ctz64(uint64_t x) { return __builtin_ctzll(x); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// CSR
+// ---------------------------------------------------------------------------
+template <typename T, typename I>
+void csr_spmm_t(const CsrSpmmTArgs<T, I>& a, int64_t begin, int64_t end) {
+  for (int64_t j = begin; j < end; ++j) {
+    const int64_t q0 = int64_t(a.col_ptr[j]), q1 = int64_t(a.col_ptr[j + 1]);
+    gather_row(a.out + j * a.ldo, a.n, [&](auto&& f) {
+      for (int64_t q = q0; q < q1; ++q) f(to_float(a.values[int64_t(a.perm[q])]), a.b + int64_t(a.row_of[q]) * a.ldb);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// BSR
+// ---------------------------------------------------------------------------
+template <typename T, typename I>
+void bsr_spmm_t(const BsrSpmmTArgs<T, I>& a, int64_t begin, int64_t end) {
+  const int64_t rc = a.r * a.c;
+  for (int64_t bj = begin; bj < end; ++bj) {
+    const int64_t q0 = int64_t(a.col_ptr[bj]), q1 = int64_t(a.col_ptr[bj + 1]);
+    const int64_t cols = a.k - bj * a.c < a.c ? a.k - bj * a.c : a.c;
+    for (int64_t jj = 0; jj < cols; ++jj) {
+      gather_row(a.out + (bj * a.c + jj) * a.ldo, a.n, [&](auto&& f) {
+        for (int64_t q = q0; q < q1; ++q) {
+          const int64_t bi = int64_t(a.row_of[q]);
+          const int64_t rows = a.m - bi * a.r < a.r ? a.m - bi * a.r : a.r;
+          const T* blk = a.blocks + int64_t(a.perm[q]) * rc + jj;
+          const T* b = a.b + bi * a.r * a.ldb;
+          for (int64_t ii = 0; ii < rows; ++ii) f(to_float(blk[ii * a.c]), b + ii * a.ldb);
+        }
+      });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// bitmap
+// ---------------------------------------------------------------------------
+template <typename T>
+void bitmap_spmm_t(const BitmapSpmmTArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t gm = (a.m + kTile - 1) / kTile, gk = (a.k + kTile - 1) / kTile;
+  TileScratch* sc = new TileScratch;
+  for (int64_t gj = begin; gj < end; ++gj) {
+    const int cols = int(a.k - gj * kTile < kTile ? a.k - gj * kTile : kTile);
+    for (int64_t j0 = 0; j0 < a.n; j0 += kColumnChunk) {
+      const int64_t nc = a.n - j0 < kColumnChunk ? a.n - j0 : kColumnChunk;
+      for (int64_t p = 0; p < kTile * nc; ++p) sc->acc[p] = 0.f;
+      for (int64_t gi = 0; gi < gm; ++gi) {
+        const int64_t g = gi * gk + gj;
+        const int64_t off = a.group_offsets[g];
+        if (a.group_offsets[g + 1] == off) continue;
+        const uint64_t* masks = a.bitmaps + g * 64;
+        const T* vals = a.values + off;
+        sc->n_elems = 0;
+        for (int t = 0; t < 64; ++t) {
+          uint64_t mask = masks[t];
+          const int f = t >> 2, q = t & 3;
+          const int lr0 = (f >> 2) * 16 + (q & 1) * 8, lc0 = (f & 3) * 16 + (q >> 1) * 8;
+          while (mask != 0) {
+            const int bit = ctz64(mask);
+            mask &= mask - 1;
+            tile_push(*sc, lr0 + (bit >> 3), lc0 + (bit & 7), to_float(vals[sc->n_elems]));
+          }
+        }
+        tile_sort_by_column(*sc);
+        tile_accumulate(*sc, a.b + gi * kTile * a.ldb + j0, a.ldb, nc);
+      }
+      tile_store(*sc, a.out + gj * kTile * a.ldo + j0, a.ldo, cols, nc);
+    }
+  }
+  delete sc;
+}
+
+// ---------------------------------------------------------------------------
+// 2:4
+// ---------------------------------------------------------------------------
+template <typename T>
+void sparse24_spmm_t(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t kp = (a.k + 15) / 16 * 16;
+  const int64_t groups = (a.k + 3) / 4;  // groups with at least one column < k
+  TileScratch* sc = new TileScratch;
+  for (int64_t cb = begin; cb < end; ++cb) {
+    const int64_t c0 = cb * kTile;
+    const int cols = int(a.k - c0 < kTile ? a.k - c0 : kTile);
+    const int64_t g0 = cb * (kTile / 4), g1 = g0 + kTile / 4 < groups ? g0 + kTile / 4 : groups;
+    for (int64_t j0 = 0; j0 < a.n; j0 += kColumnChunk) {
+      const int64_t nc = a.n - j0 < kColumnChunk ? a.n - j0 : kColumnChunk;
+      for (int64_t p = 0; p < kTile * nc; ++p) sc->acc[p] = 0.f;
+      for (int64_t i0 = 0; i0 < a.m; i0 += kTile) {
+        const int rows = int(a.m - i0 < kTile ? a.m - i0 : kTile);
+        sc->n_elems = 0;
+        for (int lr = 0; lr < rows; ++lr) {
+          const T* vals = a.values + (i0 + lr) * (kp / 2);
+          const uint16_t* meta = a.meta + (i0 + lr) * (kp / 16);
+          for (int64_t g = g0; g < g1; ++g) {
+            const unsigned nib = (unsigned(meta[g >> 2]) >> ((g & 3) * 4)) & 0xfu;
+            const int64_t col0 = 4 * g + (nib & 3u), col1 = 4 * g + (nib >> 2);
+            if (col0 < a.k) tile_push(*sc, lr, int(col0 - c0), to_float(vals[2 * g]));
+            if (col1 < a.k) tile_push(*sc, lr, int(col1 - c0), to_float(vals[2 * g + 1]));
+          }
+        }
+        tile_sort_by_column(*sc);
+        tile_accumulate(*sc, a.b + i0 * a.ldb + j0, a.ldb, nc);
+      }
+      tile_store(*sc, a.out + c0 * a.ldo + j0, a.ldo, cols, nc);
+    }
+  }
+  delete sc;
+}
+
+template void csr_transpose<int32_t>(const CsrTransposeArgs<int32_t>&);
+template void csr_transpose<int64_t>(const CsrTransposeArgs<int64_t>&);
+
+#define SK_INSTANTIATE(T, I)                                                           \
+  template void csr_spmm_t<T, I>(const CsrSpmmTArgs<T, I>&, int64_t, int64_t);        \
+  template void bsr_spmm_t<T, I>(const BsrSpmmTArgs<T, I>&, int64_t, int64_t);
+SK_INSTANTIATE(float, int32_t)
+SK_INSTANTIATE(float, int64_t)
+SK_INSTANTIATE(half_t, int32_t)
+SK_INSTANTIATE(half_t, int64_t)
+SK_INSTANTIATE(bf16_t, int32_t)
+SK_INSTANTIATE(bf16_t, int64_t)
+#undef SK_INSTANTIATE
+
+#define SK_INSTANTIATE(T)                                                                  \
+  template void bitmap_spmm_t<T>(const BitmapSpmmTArgs<T>&, int64_t, int64_t);            \
+  template void sparse24_spmm_t<T>(const Sparse24SpmmTArgs<T>&, int64_t, int64_t);
+SK_INSTANTIATE(float)
+SK_INSTANTIATE(half_t)
+SK_INSTANTIATE(bf16_t)
+#undef SK_INSTANTIATE
+
+SK_CPU_NAMESPACE_END

@@ -1,0 +1,170 @@
+// CPU glue for the transposed SpMM ops (the gradient of SpMM's dense operand):
+// sparse::{csr,bsr,bitmap,sparse24}_spmm_t, out[k, n] = A^T @ b for A [m, k] in
+// the format and b [m, n]. Checks -> validation -> (CSR/BSR: transposed index)
+// -> kernel (kernels/cpu/spmm_t.cpp).
+#include <limits>
+
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "core/checks.h"
+#include "core/cpu_isa.h"
+#include "core/dispatch.h"
+#include "core/output.h"
+#include "core/validate.h"
+#include "kernels/cpu/grad_kernels.h"
+#include "ops/cpu/row_split.h"
+#include "ops/cpu/spmm_common.h"
+
+namespace sk {
+
+namespace {
+
+// The transposed index of a (block) CSR pattern with `rows` rows and `cols`
+// columns, in the index dtype I: (col_ptr [cols + 1], row_of [nnz], perm [nnz]).
+struct TransposedIndex {
+  at::Tensor col_ptr, row_of, perm;
+};
+
+template <typename I>
+TransposedIndex transposed_index(const char* op, const at::Tensor& row_ptr,
+                                                                const at::Tensor& col_idx, int64_t rows,
+                                                                int64_t cols) {
+  TORCH_CHECK_VALUE(rows <= int64_t(std::numeric_limits<I>::max()), op, ": ", rows,
+                    " (block) rows do not fit the int32 indices of the transposed index; use int64 indices");
+  const int64_t nnz = col_idx.numel();
+  at::Tensor col_ptr = at::empty({cols + 1}, row_ptr.options());
+  at::Tensor row_of = at::empty({nnz}, row_ptr.options());
+  at::Tensor perm = at::empty({nnz}, row_ptr.options());
+  const cpu::CsrTransposeArgs<I> args{row_ptr.data_ptr<I>(), col_idx.data_ptr<I>(), col_ptr.data_ptr<I>(),
+                                      row_of.data_ptr<I>(),  perm.data_ptr<I>(),    rows, cols};
+  SK_CPU_CALL(csr_transpose, args);
+  return {col_ptr, row_of, perm};
+}
+
+// Splits output rows [0, rows) by cost: terms * (n + 4) + a little per row,
+// with the terms of rows [0, j) given by term_prefix(j).
+template <typename F, typename G>
+void parallel_over_out_rows(int64_t rows, int64_t n, F term_prefix, const G& body) {
+  const int64_t per_term = n + 4;
+  const auto bounds = split_rows_by_cost(rows, 1 << 15, [&](int64_t j) { return term_prefix(j) * per_term + j; });
+  parallel_for_row_parts(bounds, body);
+}
+
+}  // namespace
+
+at::Tensor csr_spmm_t_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, const at::Tensor& values,
+                          const at::Tensor& b, int64_t k) {
+  constexpr const char* op = "sparse::csr_spmm_t";
+  const at::Tensor bb = check_spmm_dense_operand(op, values, b);
+  const int64_t m = bb.size(0), n = bb.size(1);
+  validate_csr(op, row_ptr, col_idx, values, m, k);
+  at::Tensor out = empty_output({k, n}, bb.options());
+  if (k == 0 || n == 0) return out;
+  dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
+    using T = decltype(vtag);
+    dispatch_index_type(row_ptr.scalar_type(), op, [&](auto itag) {
+      using I = decltype(itag);
+      const TransposedIndex t = transposed_index<I>(op, row_ptr, col_idx, m, k);
+      const I* cp = t.col_ptr.data_ptr<I>();
+      const cpu::CsrSpmmTArgs<T, I> args{cp, t.row_of.data_ptr<I>(), t.perm.data_ptr<I>(), data_as<const T>(values),
+                                         data_as<const T>(bb), data_as<T>(out), m, k, n, bb.stride(0),
+                                         out.stride(0)};
+      parallel_over_out_rows(
+          k, n, [&](int64_t j) { return int64_t(cp[j]); },
+          [&](int64_t begin, int64_t end) { SK_CPU_CALL(csr_spmm_t, args, begin, end); });
+    });
+  });
+  return out;
+}
+
+at::Tensor bsr_spmm_t_cpu(const at::Tensor& block_row_ptr, const at::Tensor& block_col_idx, const at::Tensor& blocks,
+                          const at::Tensor& b, int64_t k) {
+  constexpr const char* op = "sparse::bsr_spmm_t";
+  const at::Tensor bb = check_spmm_dense_operand(op, blocks, b);
+  const int64_t m = bb.size(0), n = bb.size(1);
+  validate_bsr(op, block_row_ptr, block_col_idx, blocks, m, k);
+  at::Tensor out = empty_output({k, n}, bb.options());
+  if (k == 0 || n == 0) return out;
+  const int64_t r = blocks.size(1), c = blocks.size(2);
+  const int64_t row_blocks = (m + r - 1) / r, col_blocks = (k + c - 1) / c;
+  dispatch_value_type(blocks.scalar_type(), op, [&](auto vtag) {
+    using T = decltype(vtag);
+    dispatch_index_type(block_row_ptr.scalar_type(), op, [&](auto itag) {
+      using I = decltype(itag);
+      const TransposedIndex t = transposed_index<I>(op, block_row_ptr, block_col_idx, row_blocks, col_blocks);
+      const I* cp = t.col_ptr.data_ptr<I>();
+      const cpu::BsrSpmmTArgs<T, I> args{cp, t.row_of.data_ptr<I>(), t.perm.data_ptr<I>(), data_as<const T>(blocks),
+                                         data_as<const T>(bb), data_as<T>(out), m, k, n, r, c, bb.stride(0),
+                                         out.stride(0)};
+      parallel_over_out_rows(
+          col_blocks, n, [&](int64_t j) { return int64_t(cp[j]) * r * c; },
+          [&](int64_t begin, int64_t end) { SK_CPU_CALL(bsr_spmm_t, args, begin, end); });
+    });
+  });
+  return out;
+}
+
+at::Tensor bitmap_spmm_t_cpu(const at::Tensor& group_offsets, const at::Tensor& bitmaps, const at::Tensor& values,
+                             const at::Tensor& b, int64_t k) {
+  constexpr const char* op = "sparse::bitmap_spmm_t";
+  const at::Tensor bb = check_spmm_dense_operand(op, values, b);
+  const int64_t m = bb.size(0), n = bb.size(1);
+  validate_bitmap(op, group_offsets, bitmaps, values, m, k);
+  at::Tensor out = empty_output({k, n}, bb.options());
+  if (k == 0 || n == 0) return out;
+  const int64_t group_cols = (k + 63) / 64;
+  dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
+    using T = decltype(vtag);
+    const cpu::BitmapSpmmTArgs<T> args{group_offsets.data_ptr<int64_t>(),
+                                       reinterpret_cast<const uint64_t*>(bitmaps.data_ptr<int64_t>()),
+                                       data_as<const T>(values),
+                                       data_as<const T>(bb),
+                                       data_as<T>(out),
+                                       m,
+                                       k,
+                                       n,
+                                       bb.stride(0),
+                                       out.stride(0)};
+    at::parallel_for(0, group_cols, spmm_row_grain(group_cols, values.numel(), n),
+                     [&](int64_t begin, int64_t end) { SK_CPU_CALL(bitmap_spmm_t, args, begin, end); });
+  });
+  return out;
+}
+
+at::Tensor sparse24_spmm_t_cpu(const at::Tensor& values, const at::Tensor& meta, const at::Tensor& b, int64_t k) {
+  constexpr const char* op = "sparse::sparse24_spmm_t";
+  const at::Tensor bb = check_spmm_dense_operand(op, values, b);
+  validate_sparse24(op, values, meta, k);
+  const int64_t m = values.size(0), n = bb.size(1);
+  TORCH_CHECK_VALUE(bb.size(0) == m, op, ": 'b' must have m = ", m, " rows (the rows of 'values'), got shape ",
+                    b.sizes());
+  at::Tensor out = empty_output({k, n}, bb.options());
+  if (k == 0 || n == 0) return out;
+  const int64_t chunks = (k + 63) / 64;  // 64 columns of A = 64 rows of out each
+  dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
+    using T = decltype(vtag);
+    const cpu::Sparse24SpmmTArgs<T> args{data_as<const T>(values),
+                                         reinterpret_cast<const uint16_t*>(meta.data_ptr()),
+                                         data_as<const T>(bb),
+                                         data_as<T>(out),
+                                         m,
+                                         k,
+                                         n,
+                                         bb.stride(0),
+                                         out.stride(0)};
+    // A chunk holds m * 32 stored elements.
+    at::parallel_for(0, chunks, spmm_row_grain(chunks, chunks * m * 32, n),
+                     [&](int64_t begin, int64_t end) { SK_CPU_CALL(sparse24_spmm_t, args, begin, end); });
+  });
+  return out;
+}
+
+TORCH_LIBRARY_IMPL(sparse, CPU, m) {
+  m.impl("csr_spmm_t", &csr_spmm_t_cpu);
+  m.impl("bsr_spmm_t", &bsr_spmm_t_cpu);
+  m.impl("bitmap_spmm_t", &bitmap_spmm_t_cpu);
+  m.impl("sparse24_spmm_t", &sparse24_spmm_t_cpu);
+}
+
+}  // namespace sk
