@@ -72,7 +72,7 @@ def measure_ceilings(device: str) -> dict:
     """Memory bandwidth (copy of a 256 MiB buffer, read + write bytes) and dense matmul rate (fp32 on CPU,
     fp16 on CUDA), measured now on this machine."""
     n_bytes = 256 * 2**20
-    src = torch.randn(n_bytes // 4, device=device)
+    src = torch.empty(n_bytes // 4, device=device).uniform_()
     dst = torch.empty_like(src)
     if device == "cuda":
         t_copy = time_cuda([lambda: dst.copy_(src)], reps=20)
