@@ -174,15 +174,23 @@ def test_spgemm_wrong_pattern_is_marked(tiny, tmp_path, monkeypatch):
 
     def drop_last(a, b):
         c = sk.spgemm(a, b)
-        rp = c.row_ptr.clone()
-        rp[-1] -= 1  # the last stored entry disappears
+        rp = c.row_ptr.clamp(max=int(c.row_ptr[-1]) - 1)  # the last stored entry disappears (still valid CSR)
         return sk.CSRTensor(tuple(c.shape), (rp, c.col_idx[:-1].clone(), c.values[:-1].clone()))
 
     monkeypatch.setattr(runner, "ours_spgemm", drop_last)
     out = tmp_path / "gw"
     assert bench_main.main(["--suite", "tinygemm", "--limit", "1", "--out", str(out), "--no-plots", *FAST]) == 1
     row = _rows(out)[0]
-    assert row["pattern_ok"] is False and row["check"] == "WRONG"
+    assert row["pattern_ok"] is False and row["check"] == "WRONG" and "invalid" not in row
+
+
+def test_spgemm_malformed_output_is_wrong_not_a_crash():
+    import scipy.sparse
+
+    ref = scipy.sparse.csr_array(np.eye(3))
+    bad = scipy.sparse.csr_array((np.ones(2), np.array([0, 1]), np.array([0, 2, 1, 2])), shape=(3, 3))
+    res = runner._spgemm_check(bad, ref, False)
+    assert res["pattern_ok"] is False and res["err"] == float("inf") and "invalid" in res
 
 
 def test_attention_suite_has_no_rows_and_does_not_fail(tiny, tmp_path, capsys):

@@ -277,6 +277,10 @@ def _spgemm_check(c, ref, canonicalize: bool) -> dict:
     indices identical; scipy drops exact zeros, random data makes none) and values (max abs error over max
     abs reference). canonicalize: sort / merge duplicates first (baselines; ours must already be sorted)."""
     c = c.tocsr()
+    try:  # a corrupt product (ours must never make one) is a wrong answer, not a crash in scipy
+        c.check_format(full_check=True)
+    except ValueError as e:
+        return {"err": math.inf, "pattern_ok": False, "nnz_out": int(c.nnz), "invalid": str(e)[:200]}
     if canonicalize:
         c.sum_duplicates()
     pattern_ok = bool(c.shape == ref.shape and np.array_equal(np.asarray(c.indptr, np.int64), ref.indptr)
@@ -288,12 +292,6 @@ def _spgemm_check(c, ref, canonicalize: bool) -> dict:
         d = (c.astype(np.float64) - ref) if c.shape == ref.shape else None
         diff = float(abs(d).max()) if d is not None and d.nnz else (0.0 if d is not None else math.inf)
     return {"err": diff / scale, "pattern_ok": pattern_ok, "nnz_out": int(c.nnz)}
-
-
-def _torch_csr_of_scipy(s, device: str) -> torch.Tensor:
-    return torch.sparse_csr_tensor(torch.from_numpy(s.indptr.astype(np.int64)),
-                                   torch.from_numpy(s.indices.astype(np.int64)), torch.from_numpy(s.data),
-                                   size=s.shape).to(device)
 
 
 def _spgemm_baselines(device: str, a_sp, b_sp) -> dict[str, Callable]:
