@@ -1,53 +1,91 @@
-"""Output of a harness run: terminal table, JSON lines, markdown report."""
+"""Output of a harness run: terminal table, JSON lines, markdown report (plots: plots.py)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 BOUND_FP32 = 1e-5  # docs: fp32 relative error bound; 16-bit rows are held to 2x torch dense's error
+_EPS = {"float16": 2.0**-11, "bfloat16": 2.0**-8}
 
 
 def check(row: dict) -> str:
-    """'ok' when our error is within the project's bound against the float64 reference, else 'WRONG'."""
+    """'ok' when our error is within the project's bound against the float64 reference (and, for SpGEMM, the
+    output pattern is the reference's), 'WRONG' when not, 'failed' when ours did not run."""
     if "err" not in row:
         return "failed"
-    dense = row["baselines"].get("torch_dense", {}).get("err")
+    if row.get("pattern_ok") is False:
+        return "WRONG"
     if row["dtype"] == "float32":
         bound = BOUND_FP32
     else:
-        bound = 2 * max(dense or 0.0, {"float16": 2.0**-11, "bfloat16": 2.0**-8}[row["dtype"]])
-    return "ok" if row["err"] <= bound else "WRONG"
+        dense = row.get("baselines", {}).get("torch_dense", {}).get("err")
+        bound = 2 * max(dense or 0.0, _EPS[row["dtype"]])
+    err = row["err"]
+    return "ok" if err is not None and not math.isnan(err) and err <= bound else "WRONG"
 
 
 def _fmt_baseline(b: dict) -> str:
     if "error" in b:
         return "failed"
-    return f"{b['speedup']:.2f}x"
+    s = b.get("speedup")
+    return "-" if s is None or (isinstance(s, float) and math.isnan(s)) else f"{s:.2f}x"
 
 
 def baseline_names(rows: list[dict]) -> list[str]:
     names: list[str] = []
     for r in rows:
-        for n in r["baselines"]:
+        for n in r.get("baselines", {}):
             if n not in names:
                 names.append(n)
     return names
 
 
+def _num(r: dict, key: str, fmt: str, scale: float = 1.0) -> str:
+    v = r.get(key)
+    return fmt.format(v * scale) if isinstance(v, (int, float)) and not math.isnan(v) else "-"
+
+
+def compare_cell(r: dict) -> str:
+    c = r.get("compare")
+    if c is None:
+        return "-"
+    status = c["status"]
+    if status == "new":
+        return "new"
+    ratio = c.get("t_ratio")
+    text = f"{ratio:.2f}x" if ratio is not None else ""
+    if c.get("regression"):
+        return f"REGRESSION {c['reason']}"
+    if status == "faster":
+        return f"{text} faster"
+    return text or status
+
+
 def table_rows(rows: list[dict]):
     names = baseline_names(rows)
-    header = ["case", "ours (us)", *[f"vs {n}" for n in names], "GB/s", "% bw", "check"]
+    with_compare = any("compare" in r for r in rows)
+    header = ["case", "thr", "ours (us)", *[f"vs {n}" for n in names], "GB/s", "% bw", "GFLOP/s", "% peak",
+              "check"]
+    if with_compare:
+        header.append("vs old (time ratio)")
     body = []
     for r in rows:
-        body.append([
+        line = [
             r["case"],
-            f"{r['t_us']:.1f}" if "t_us" in r else "failed",
-            *[_fmt_baseline(r["baselines"][n]) if n in r["baselines"] else "-" for n in names],
-            f"{r['GBps']:.1f}" if "GBps" in r else "-",
-            f"{100 * r['bw_frac']:.0f}" if "bw_frac" in r else "-",
+            str(r["threads"]) if r.get("threads") else "-",
+            _num(r, "t_us", "{:.1f}") if "t_us" in r else "failed",
+            *[_fmt_baseline(r["baselines"][n]) if n in r.get("baselines", {}) else "-" for n in names],
+            _num(r, "GBps", "{:.3g}"),
+            _num(r, "bw_frac", "{:.2g}", 100),
+            _num(r, "TFLOPs", "{:.3g}", 1000),
+            _num(r, "flop_frac", "{:.2g}", 100),
             check(r),
-        ])
+        ]
+        if with_compare:
+            line.append(compare_cell(r))
+        body.append(line)
     return header, body
 
 
@@ -61,34 +99,71 @@ def print_table(rows: list[dict], meta: dict) -> None:
     for h in header:
         t.add_column(h, justify="left" if h == "case" else "right", no_wrap=True)
     for b in body:
-        t.add_row(*b)
+        style = "bold red" if b[-1].startswith("REGRESSION") or "WRONG" in b else None
+        t.add_row(*b, style=style)
     console = Console()
-    console.width = max(console.width, 160)  # the table is wide; wrap nothing when piped
+    # the table is wide; crop nothing, even when piped
+    need = sum(max(len(h), *(len(b[i]) for b in body)) + 3 for i, h in enumerate(header)) + 1 if body else 0
+    console.width = max(console.width, 180, need)
     console.print(t)
 
 
-def write_outputs(out_dir: Path, rows: list[dict], meta: dict) -> None:
+def failures(rows: list[dict]) -> list[tuple[str, str, str]]:
+    out = [(r["case"], "sparsekernels", r["error"]) for r in rows if "error" in r]
+    out += [(r["case"], n, b["error"]) for r in rows for n, b in r.get("baselines", {}).items() if "error" in b]
+    return out
+
+
+def write_outputs(out_dir: Path, rows: list[dict], meta: dict, plots: list[str] | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     with open(out_dir / "results.jsonl", "w") as f:
         for r in rows:
             f.write(json.dumps(dict(r, check=check(r))) + "\n")
-    header, body = table_rows(rows)
+    c = meta["ceilings"]
     lines = [
         f"# sparsekernels bench: suite `{meta['suite']}`", "",
         f"- device: {meta['device_name']}; threads: {meta['threads']}; CPU ISA: {meta['cpu_isa']}",
         f"- torch {meta['torch']}; sparsekernels commit {meta['commit']}; {meta['date']}",
-        f"- ceilings measured in this run: copy {meta['ceilings']['copy_GBps']:.1f} GB/s (read + write), "
-        f"dense matmul {meta['ceilings']['matmul_TFLOPs']:.3f} TFLOP/s",
+        f"- ceilings measured in this run: copy {c['copy_GBps']:.1f} GB/s (read + write), "
+        f"dense matmul {c['matmul_TFLOPs']:.3f} TFLOP/s ({c.get('matmul_dtype', 'float32')})",
+        f"- timing: {meta.get('timing', '')}",
         "- speedup = baseline time / our time (> 1: sparsekernels is faster); GB/s counts the bytes the format "
-        "moves (format arrays + dense operand + output); check = our error against the float64 reference "
-        "within the project's bound", "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-        *["| " + " | ".join(b) + " |" for b in body],
+        "moves (format arrays + dense operand + output; SpGEMM: both operands + the product); GFLOP/s counts "
+        "useful flops (2 x nnz x N; SpGEMM: 2 x partial products); % bw and % peak are fractions of the "
+        "ceilings above; thr = CPU threads of the row; check = our error against the float64 reference "
+        "within the project's bound (SpGEMM also: same output pattern)",
     ]
-    failures = [(r["case"], n, b["error"]) for r in rows for n, b in r["baselines"].items() if "error" in b]
-    failures += [(r["case"], "sparsekernels", r["error"]) for r in rows if "error" in r]
-    if failures:
-        lines += ["", "## Failed measurements", ""] + [f"- {c} / {n}: {e}" for c, n, e in failures]
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+    for note in meta.get("notes", []):
+        lines.append(f"- {note}")
+    if meta.get("compare"):
+        cm = meta["compare"]
+        lines.append(f"- compared with `{cm['old']}` (commit {cm.get('old_commit', '?')}): "
+                     f"{cm['regressions']} regressions (> {cm['threshold']:.0%} slower, or ok -> WRONG / failed), "
+                     f"{cm['matched']} rows matched, {cm['new']} new")
+    lines.append("")
+    for suite in _suites_in_order(rows):
+        srows = [r for r in rows if r.get("suite") == suite] if suite else rows
+        if len(_suites_in_order(rows)) > 1:
+            lines += [f"## {suite}", ""]
+        header, body = table_rows(srows)
+        lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
+                  *["| " + " | ".join(b) + " |" for b in body], ""]
+    regressions = [r for r in rows if r.get("compare", {}).get("regression")]
+    if regressions:
+        lines += ["## Regressions", ""] + [f"- **{r['case']}**: {r['compare']['reason']}" for r in regressions] + [""]
+    fails = failures(rows)
+    if fails:
+        lines += ["## Failed measurements", ""] + [f"- {c_} / {n}: {e}" for c_, n, e in fails] + [""]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
+    (out_dir / "report.md").write_text("\n".join(lines))
+
+
+def _suites_in_order(rows: list[dict]) -> list:
+    seen: list = []
+    for r in rows:
+        s = r.get("suite")
+        if s not in seen:
+            seen.append(s)
+    return seen or [None]

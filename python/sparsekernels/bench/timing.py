@@ -3,53 +3,88 @@ inputs rotated so the working set exceeds L2."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Callable
 
 import torch
 import torch.utils.benchmark as tbench
 
+# CPU measurement budget (seconds per measurement); the CLI's --min-time / --max-time set these.
+CPU_MIN_RUN_TIME = 0.3
+CPU_MAX_RUN_TIME = 3.0
+# CUDA: rotated copies must exceed this many times the L2 size; at most MAX_COPIES copies.
+L2_FACTOR = 2
+MAX_COPIES = 256
+DEFAULT_L2_BYTES = 50 * 2**20  # H100's L2 where the device does not say
 
-def time_cpu(fn: Callable[[], object], min_run_time: float = 0.3, max_run_time: float = 3.0) -> float:
+
+def time_cpu(fn: Callable[[], object], min_run_time: float | None = None, max_run_time: float | None = None) -> float:
     """Median seconds per call of fn on the CPU (torch.utils.benchmark, thread count as set in torch): blocks
     of calls until the median is stable to 10 % or max_run_time is spent."""
+    min_run_time = CPU_MIN_RUN_TIME if min_run_time is None else min_run_time
+    max_run_time = CPU_MAX_RUN_TIME if max_run_time is None else max_run_time
     fn()  # warm-up (and lazy initialisation)
     timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return timer.adaptive_autorange(min_run_time=min_run_time, max_run_time=max_run_time).median
+    return timer.adaptive_autorange(min_run_time=min_run_time, max_run_time=max(max_run_time, min_run_time)).median
 
 
-def time_cuda(fns: list[Callable[[], object]], reps: int = 50) -> float:
-    """Median seconds per call on CUDA; `fns` are equivalent calls on different input copies, cycled so that
-    consecutive calls do not find their inputs in L2."""
-    for f in fns:
+def l2_bytes() -> int:
+    """L2 cache size of the current CUDA device (DEFAULT_L2_BYTES where torch does not report it)."""
+    try:
+        size = int(torch.cuda.get_device_properties(torch.cuda.current_device()).L2_cache_size)
+        return size if size > 0 else DEFAULT_L2_BYTES
+    except Exception:  # noqa: BLE001
+        return DEFAULT_L2_BYTES
+
+
+def copies_needed(bytes_per_copy: int, l2: int | None = None) -> int:
+    """How many input copies to rotate so that together they exceed L2_FACTOR x L2 (at least 2, at most
+    MAX_COPIES)."""
+    l2 = l2_bytes() if l2 is None else l2
+    need = math.floor(L2_FACTOR * l2 / max(int(bytes_per_copy), 1)) + 1
+    return max(2, min(MAX_COPIES, need))
+
+
+def time_cuda(fns: list[Callable[[], object]], reps: int = 50, warmup: int = 3) -> float:
+    """Median seconds per call on CUDA (CUDA events around each call, after warm-up); `fns` are equivalent
+    calls on different input copies, cycled so that consecutive calls do not find their inputs in L2."""
+    if not fns:
+        raise ValueError("time_cuda: no function to time")
+    for f in fns:  # every copy once: lazy init, allocator warm-up
         f()
+    for i in range(warmup):
+        fns[i % len(fns)]()
     torch.cuda.synchronize()
-    times = []
+    reps = max(reps, len(fns))
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     for i in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         f = fns[i % len(fns)]
-        start.record()
+        starts[i].record()
         f()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e-3)
-    return statistics.median(times)
+        ends[i].record()
+    torch.cuda.synchronize()
+    return statistics.median(s.elapsed_time(e) * 1e-3 for s, e in zip(starts, ends))
 
 
 def measure_ceilings(device: str) -> dict:
     """Memory bandwidth (copy of a 256 MiB buffer, read + write bytes) and dense matmul rate (fp32 on CPU,
     fp16 on CUDA), measured now on this machine."""
     n_bytes = 256 * 2**20
-    src = torch.randn(n_bytes // 4, device=device)
+    src = torch.empty(n_bytes // 4, device=device).uniform_()
     dst = torch.empty_like(src)
     if device == "cuda":
         t_copy = time_cuda([lambda: dst.copy_(src)], reps=20)
         a = torch.randn(8192, 8192, device=device, dtype=torch.float16)
         t_mm = time_cuda([lambda: a @ a], reps=10)
         flops = 2 * 8192**3
+        mm_dtype = "float16"
     else:
-        t_copy = time_cpu(lambda: dst.copy_(src), min_run_time=0.5)
+        budget = min(0.5, CPU_MAX_RUN_TIME)
+        t_copy = time_cpu(lambda: dst.copy_(src), min_run_time=budget, max_run_time=max(budget, 1.0))
         a = torch.randn(2048, 2048)
-        t_mm = time_cpu(lambda: a @ a, min_run_time=0.5)
+        t_mm = time_cpu(lambda: a @ a, min_run_time=budget, max_run_time=max(budget, 1.0))
         flops = 2 * 2048**3
-    return {"copy_GBps": 2 * n_bytes / t_copy / 1e9, "matmul_TFLOPs": flops / t_mm / 1e12}
+        mm_dtype = "float32"
+    return {"copy_GBps": 2 * n_bytes / t_copy / 1e9, "matmul_TFLOPs": flops / t_mm / 1e12, "matmul_dtype": mm_dtype}

@@ -1,0 +1,303 @@
+"""The benchmark harness end to end on tiny inputs: outputs, --compare, WRONG marking, failing baselines,
+the spgemm and dlmc suites and their generators."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from sparsekernels.bench import __main__ as bench_main
+from sparsekernels.bench import compare, dlmc, graphs, report, runner, suites
+from sparsekernels.bench.suites import Case, SpGEMMCase
+
+FAST = ["--device", "cpu", "--min-time", "0.005", "--max-time", "0.02"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _tiny_spmm(device):  # noqa: ARG001
+    return [Case(64, 96, 8, "csr", 0.7), Case(64, 96, 8, "bitmap", 0.5), Case(64, 96, 8, "sparse24", 0.5),
+            Case(64, 96, 8, "bsr", 0.5, blocksize=(16, 16)), Case(64, 96, 8, "bitmap", 0.7, torch.bfloat16)]
+
+
+def _tiny_spgemm(device):  # noqa: ARG001
+    return [SpGEMMCase("rmat", 7, "AA", threads=1), SpGEMMCase("powerlaw", 7, "AAT", threads=0),
+            SpGEMMCase("pruned", 6, "AB", sparsity=0.9)]
+
+
+FAKE_CEILINGS = {"copy_GBps": 10.0, "matmul_TFLOPs": 0.1, "matmul_dtype": "float32"}
+
+
+@pytest.fixture(scope="module")
+def registered():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(suites.SUITES, "tiny", _tiny_spmm)
+        mp.setitem(suites.SUITES, "tinygemm", _tiny_spgemm)
+        yield
+
+
+@pytest.fixture
+def tiny(registered, monkeypatch):
+    """The tiny suites, with the ceilings measurement (tested once, in tiny_run) replaced by constants."""
+    monkeypatch.setattr(bench_main.timing, "measure_ceilings", lambda device: dict(FAKE_CEILINGS))
+
+
+def _rows(out):
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(registered, tmp_path_factory):
+    """One real end-to-end run (ceilings measured) of the tiny SpMM suite, shared by the tests that read it."""
+    out = tmp_path_factory.mktemp("bench") / "run"
+    assert bench_main.main(["--suite", "tiny", "--out", str(out), *FAST]) == 0
+    return out
+
+
+def test_end_to_end_writes_everything(tiny_run):
+    rows = _rows(tiny_run)
+    assert [r["case"] for r in rows] == [c.label for c in _tiny_spmm("cpu")]
+    for r in rows:
+        assert r["check"] == "ok" and r["t_us"] > 0 and r["err"] <= 1e-2
+        assert {"GBps", "TFLOPs", "bw_frac", "flop_frac", "intensity", "threads"} <= set(r)
+        assert {"torch_dense", "torch_csr", "scipy"} <= set(r["baselines"])
+        for b in r["baselines"].values():
+            assert ("speedup" in b and b["t_us"] > 0) or "error" in b
+    bsr = rows[3]
+    assert "torch_bsr" in bsr["baselines"]
+    bf16 = rows[4]  # scipy has no bfloat16: reported as failed in the row, not dropped
+    assert "error" in bf16["baselines"]["scipy"] and "bfloat16" in bf16["baselines"]["scipy"]["error"]
+    md = (tiny_run / "report.md").read_text()
+    assert "| case |" in md and "Failed measurements" in md and "![speedup](speedup.png)" in md
+    for png in ("speedup.png", "roofline.png"):
+        assert (tiny_run / png).read_bytes()[:8] == PNG
+    meta = json.loads((tiny_run / "meta.json").read_text())
+    assert meta["ceilings"]["copy_GBps"] > 0 and meta["threads"] >= 1
+
+
+def test_compare_flags_regression(tiny, tiny_run, tmp_path):
+    old = _rows(tiny_run)
+    old[0]["t_us"] /= 1000  # the old run was far faster on row 0: a regression now
+    old[1]["t_us"] *= 1000  # row 1 got faster (factors far beyond timing noise)
+    old_file = tmp_path / "old.jsonl"
+    old_file.write_text("".join(json.dumps(r) + "\n" for r in old))
+    out = tmp_path / "new"
+    assert bench_main.main(["--suite", "tiny", "--out", str(out), "--compare", str(old_file), "--no-plots",
+                            *FAST]) == 0
+    rows = _rows(out)
+    assert rows[0]["compare"]["regression"] and rows[0]["compare"]["status"] == "slower"
+    assert not rows[1]["compare"]["regression"] and rows[1]["compare"]["status"] == "faster"
+    md = (out / "report.md").read_text()
+    assert "REGRESSION" in md and "## Regressions" in md and rows[0]["case"] in md.split("## Regressions")[1]
+    # the exit status changes only with --fail-on-regression
+    assert bench_main.main(["--suite", "tiny", "--limit", "1", "--out", str(tmp_path / "n2"), "--compare",
+                            str(old_file), "--fail-on-regression", "--no-plots", *FAST]) == 2
+
+
+def test_compare_ok_to_wrong_is_a_regression():
+    old = [{"suite": "s", "case": "a", "t_us": 10.0, "check": "ok"},
+           {"suite": "s", "case": "b", "t_us": 10.0, "check": "ok"}]
+    new = [{"suite": "s", "case": "a", "t_us": 10.5, "err": 1.0, "dtype": "float32", "baselines": {}},
+           {"suite": "s", "case": "b", "t_us": 10.5, "err": 0.0, "dtype": "float32", "baselines": {}},
+           {"suite": "s", "case": "c", "t_us": 1.0, "err": 0.0, "dtype": "float32", "baselines": {}}]
+    summary = compare.annotate(new, old, {})
+    assert summary == {"matched": 2, "new": 1, "regressions": 1}
+    assert new[0]["compare"]["regression"] and "WRONG" in new[0]["compare"]["reason"]
+    assert not new[1]["compare"]["regression"]  # 5 % slower: within the threshold
+    assert new[2]["compare"]["status"] == "new"
+    assert report.compare_cell(new[0]).startswith("REGRESSION")
+
+
+def test_compare_reads_a_directory_and_rejects_missing(tiny_run, tmp_path):
+    rows, meta = compare.load(tiny_run)
+    assert len(rows) == 5 and meta["suite"] == "tiny"
+    with pytest.raises(SystemExit):
+        bench_main.main(["--suite", "tiny", "--out", str(tmp_path / "x"), "--compare", str(tmp_path / "nope")])
+
+
+def test_wrong_kernel_result_is_marked(tiny, tmp_path, monkeypatch, capsys):
+    real = runner.ours_spmm
+    monkeypatch.setattr(runner, "ours_spmm", lambda a, b: real(a, b) * 1.001)
+    out = tmp_path / "wrong"
+    assert bench_main.main(["--suite", "tiny", "--limit", "2", "--out", str(out), "--no-plots", *FAST]) == 1
+    rows = _rows(out)
+    assert [r["check"] for r in rows] == ["WRONG", "WRONG"]
+    assert "WRONG" in (out / "report.md").read_text()
+    assert "exceed the error bound" in capsys.readouterr().err
+
+
+def test_failing_baseline_is_reported(tiny, tmp_path, monkeypatch):
+    real = runner._spmm_baselines
+
+    def with_broken(case, device):
+        out = real(case, device)
+
+        def broken(w, b):
+            def fn():
+                raise RuntimeError("baseline exploded")
+
+            return fn, 0
+
+        out["broken"] = broken
+        return out
+
+    monkeypatch.setattr(runner, "_spmm_baselines", with_broken)
+    out = tmp_path / "broken"
+    assert bench_main.main(["--suite", "tiny", "--limit", "1", "--out", str(out), "--no-plots", *FAST]) == 0
+    row = _rows(out)[0]
+    assert row["baselines"]["broken"] == {"error": "RuntimeError: baseline exploded"}
+    assert row["check"] == "ok"
+    md = (out / "report.md").read_text()
+    assert "vs broken" in md and "broken: RuntimeError: baseline exploded" in md
+
+
+def test_spgemm_suite_tiny(tiny, tmp_path):
+    out = tmp_path / "gemm"
+    assert bench_main.main(["--suite", "tinygemm", "--out", str(out), *FAST]) == 0
+    rows = _rows(out)
+    assert len(rows) == 3
+    for r in rows:
+        assert r["op"] == "spgemm" and r["check"] == "ok" and r["pattern_ok"]
+        assert r["nnz_out"] == r["nnz_c"] and r["partial_products"] > 0 and r["TFLOPs"] > 0
+        assert set(r["baselines"]) == {"torch_csr", "scipy"}
+        for b in r["baselines"].values():
+            assert "error" in b or (b.get("pattern_ok") and b["err"] <= 1e-5)
+    assert rows[0]["threads"] == 1 and rows[1]["threads"] == runner.ALL_THREADS
+    assert (out / "spgemm_speedup.png").read_bytes()[:8] == PNG
+
+
+def test_spgemm_wrong_pattern_is_marked(tiny, tmp_path, monkeypatch):
+    import sparsekernels as sk
+
+    def drop_last(a, b):
+        c = sk.spgemm(a, b)
+        rp = c.row_ptr.clamp(max=int(c.row_ptr[-1]) - 1)  # the last stored entry disappears (still valid CSR)
+        return sk.CSRTensor(tuple(c.shape), (rp, c.col_idx[:-1].clone(), c.values[:-1].clone()))
+
+    monkeypatch.setattr(runner, "ours_spgemm", drop_last)
+    out = tmp_path / "gw"
+    assert bench_main.main(["--suite", "tinygemm", "--limit", "1", "--out", str(out), "--no-plots", *FAST]) == 1
+    row = _rows(out)[0]
+    assert row["pattern_ok"] is False and row["check"] == "WRONG" and "invalid" not in row
+
+
+def test_spgemm_malformed_output_is_wrong_not_a_crash():
+    import scipy.sparse
+
+    ref = scipy.sparse.csr_array(np.eye(3))
+    bad = scipy.sparse.csr_array((np.ones(2), np.array([0, 1]), np.array([0, 2, 1, 2])), shape=(3, 3))
+    res = runner._spgemm_check(bad, ref, False)
+    assert res["pattern_ok"] is False and res["err"] == float("inf") and "invalid" in res
+
+
+def test_attention_suite_has_no_rows_and_does_not_fail(tiny, tmp_path, capsys):
+    out = tmp_path / "att"
+    assert bench_main.main(["--suite", "attention", "--out", str(out), *FAST]) == 0
+    assert "no attention kernel yet" in capsys.readouterr().err
+    assert (out / "results.jsonl").read_text() == ""
+    assert "no attention kernel yet" in (out / "report.md").read_text()
+
+
+def test_suite_all_runs_every_suite(tiny, monkeypatch, tmp_path):
+    monkeypatch.setattr(bench_main, "ALL", ("tiny", "tinygemm", "attention"))
+    out = tmp_path / "all"
+    assert bench_main.main(["--suite", "all", "--limit", "1", "--out", str(out), "--no-plots", *FAST]) == 0
+    assert [r["suite"] for r in _rows(out)] == ["tiny", "tinygemm"]
+    assert "## tinygemm" in (out / "report.md").read_text()
+    # every real suite is part of `all` and builds its case list
+    assert set(suites.ALL) == {"quick", "decode", "prefill", "dlmc", "spgemm", "attention"}
+    for name in suites.ALL:
+        labels = [c.label for c in suites.SUITES[name]("cpu")]
+        assert len(labels) == len(set(labels)), f"duplicate labels in {name}"
+
+
+def test_rmat_generator():
+    a = graphs.rmat(10, 8, seed=3)
+    b = graphs.rmat(10, 8, seed=3)
+    assert a.shape == (1024, 1024) and 0 < a.nnz <= 8 * 1024
+    assert np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data)  # seeded
+    assert not np.array_equal(graphs.rmat(10, 8, seed=4).indices[:100], a.indices[:100])
+    assert a.has_canonical_format and a.indices.dtype == np.int32
+    lens = np.diff(a.indptr)
+    assert lens.max() > 8 * lens.mean()  # skewed degrees
+    # without the permutation, a = 0.57 puts most edges in the top-left quadrant
+    u = graphs.rmat(10, 8, seed=0, permute=False).tocoo()
+    top_left = np.mean((u.row < 512) & (u.col < 512))
+    assert 0.45 < top_left < 0.7
+    with pytest.raises(ValueError):
+        graphs.rmat(4, 2, probs=(0.5, 0.5, 0.5, 0.5))
+
+
+def test_powerlaw_and_partial_products():
+    a = graphs.powerlaw(9, 4, seed=1)
+    assert a.shape == (512, 512) and a.has_canonical_format
+    lens = np.diff(a.indptr)
+    assert lens.max() > 5 * lens.mean()
+    dense = (a.toarray() != 0).astype(np.int64)
+    assert graphs.partial_products(a, a) == int((dense.sum(0) * dense.sum(1)).sum())
+
+
+def _write_safetensors(path, tensors):
+    header, blobs, off = {}, [], 0
+    for name, arr in tensors.items():
+        data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    h = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def test_dlmc_reads_weights_and_matches_row_lengths(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    w_q = rng.standard_normal((384, 384)) * np.linspace(0.1, 2, 384)[:, None]  # uneven rows
+    w_i = rng.standard_normal((1536, 384))
+    _write_safetensors(tmp_path / "model.safetensors", {
+        "encoder.layer.0.attention.self.query.weight": w_q, "encoder.layer.0.intermediate.dense.weight": w_i,
+        "encoder.layer.0.intermediate.dense.bias": w_i[0]})
+    monkeypatch.setenv(dlmc.ENV, str(tmp_path))
+    for f in (dlmc.minilm_linear_weights, dlmc.row_density_pool, dlmc.synthetic_weight):
+        f.cache_clear()
+    try:
+        ws = dlmc.minilm_linear_weights()
+        assert set(ws) == {"encoder.layer.0.attention.self.query", "encoder.layer.0.intermediate.dense"}
+        assert torch.equal(ws["encoder.layer.0.attention.self.query"], torch.from_numpy(w_q.astype(np.float32)))
+        pool = dlmc.row_density_pool(0.9)
+        assert pool.size == 384 + 1536 and abs(pool.mean() - 0.1) < 1e-3
+        s = dlmc.synthetic_weight(200, 1000, 0.9, seed=1)
+        row_nnz = (s != 0).sum(1).numpy()
+        assert set(row_nnz.tolist()) <= set(np.rint(pool * 1000).astype(int).tolist())
+        assert abs(row_nnz.mean() / 1000 - 0.1) < 0.03
+        row = runner.run_case(Case(384, 384, 8, "csr", 0.9, source="minilm:encoder.layer.0.attention.self.query"),
+                              "cpu", {"copy_GBps": 1.0, "matmul_TFLOPs": 1.0})
+        assert report.check(row) == "ok" and row["nnz"] == round(0.1 * 384 * 384) and row["row_nnz_cv"] > 0.1
+    finally:
+        for f in (dlmc.minilm_linear_weights, dlmc.row_density_pool, dlmc.synthetic_weight):
+            f.cache_clear()
+
+
+def test_dlmc_without_weights_says_so_in_its_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv(dlmc.ENV, str(tmp_path / "missing"))
+    dlmc.minilm_linear_weights.cache_clear()
+    dlmc.row_density_pool.cache_clear()
+    dlmc.synthetic_weight.cache_clear()
+    try:
+        cases = suites.dlmc("cpu")
+        assert any(c.source == "minilm-rows" for c in cases) and any(c.source.startswith("minilm:") for c in cases)
+        for case in (cases[0], next(c for c in cases if c.source == "minilm-rows")):
+            row = runner.run_case(case, "cpu", {"copy_GBps": 1.0, "matmul_TFLOPs": 1.0})
+            assert "MiniLM" in row["error"] and report.check(row) == "failed"
+    finally:
+        dlmc.minilm_linear_weights.cache_clear()
+
+
+def test_cuda_rotation_count():
+    from sparsekernels.bench import timing
+
+    l2 = 50 * 2**20
+    assert timing.copies_needed(10 * 2**20, l2) == 11  # 11 x 10 MiB > 2 x 50 MiB
+    assert timing.copies_needed(300 * 2**20, l2) == 2
+    assert timing.copies_needed(1, l2) == timing.MAX_COPIES
