@@ -172,8 +172,25 @@ def attention(device: str) -> list:  # noqa: ARG001
     return []
 
 
+@dataclass(frozen=True)
+class ModelCase:
+    """A whole-model row group: `rows(device)` returns finished harness rows (python/sparsekernels/bench/minilm.py)."""
+
+    label: str = "all-MiniLM-L6-v2, every nn.Linear sparsified (csr, bitmap, 2:4, bsr)"
+
+    def rows(self, device: str) -> list[dict]:
+        from sparsekernels.bench.minilm import minilm_rows
+
+        return minilm_rows(device)
+
+
+def minilm(device: str) -> list:  # noqa: ARG001
+    """The real model end to end: latency and memory against the same pruned model run densely."""
+    return [ModelCase()]
+
+
 SUITES = {"quick": quick, "decode": decode, "prefill": prefill, "dlmc": dlmc, "spgemm": spgemm,
-          "attention": attention}
+          "minilm": minilm, "attention": attention}
 # Suites that exist but have no rows yet, with the reason printed instead.
 EMPTY_REASON = {"attention": "no attention kernel yet: the attention suite has no rows until the attention "
                              "kernels exist"}
