@@ -208,7 +208,7 @@ def test_suite_all_runs_every_suite(tiny, monkeypatch, tmp_path):
     assert [r["suite"] for r in _rows(out)] == ["tiny", "tinygemm"]
     assert "## tinygemm" in (out / "report.md").read_text()
     # every real suite is part of `all` and builds its case list
-    assert set(suites.ALL) == {"quick", "decode", "prefill", "dlmc", "spgemm", "attention"}
+    assert set(suites.ALL) == {"quick", "decode", "prefill", "dlmc", "spgemm", "minilm", "attention"}
     for name in suites.ALL:
         labels = [c.label for c in suites.SUITES[name]("cpu")]
         assert len(labels) == len(set(labels)), f"duplicate labels in {name}"
@@ -301,3 +301,29 @@ def test_cuda_rotation_count():
     assert timing.copies_needed(10 * 2**20, l2) == 11  # 11 x 10 MiB > 2 x 50 MiB
     assert timing.copies_needed(300 * 2**20, l2) == 2
     assert timing.copies_needed(1, l2) == timing.MAX_COPIES
+
+
+def test_model_suite_rows_and_missing_package(tiny, monkeypatch, tmp_path):
+    """A whole-model suite contributes its finished rows; a missing weights package becomes a note, not a crash."""
+    row = {"case": "model x", "format": "csr", "dtype": "float32", "err": 0.0, "t_us": 5.0,
+           "baselines": {"torch_dense": {"t_us": 10.0, "speedup": 2.0, "err": 0.0}}}
+
+    class Ok:
+        label = "ok model"
+
+        def rows(self, device):
+            return [dict(row)]
+
+    class Missing:
+        label = "missing model"
+
+        def rows(self, device):
+            raise ImportError("no weights package")
+
+    monkeypatch.setitem(suites.SUITES, "models", lambda device: [Ok(), Missing()])
+    out = tmp_path / "models"
+    assert bench_main.main(["--suite", "models", "--out", str(out), "--no-plots", *FAST]) == 0
+    rows = _rows(out)
+    assert [r["case"] for r in rows] == ["model x"] and rows[0]["suite"] == "models"
+    meta = json.loads((out / "meta.json").read_text())
+    assert any("no weights package" in n for n in meta["notes"])
