@@ -308,6 +308,7 @@ static inline VecF vgather(const T* base, const I* idx) {
 //   v8expand(p, byte)  lane l = the next stored value if bit l of byte is set
 //                      (values p[0 .. popcount(byte)) consumed in lane order),
 //                      else 0; reads only p[0 .. popcount(byte))
+//   v8expand_full(p, byte)  the same, but may read p[0 .. 8) (all readable)
 //   v8select24(b, w)   lane l = b[4 * (l / 2) + ((w >> 2l) & 3)] for the 16
 //                      values b[0..16) and a 2:4 metadata word w
 // ---------------------------------------------------------------------------
@@ -364,6 +365,13 @@ static inline Vec8 v8expand(const T* p, unsigned byte) {
   return {_mm256_permutevar8x32_ps(packed.v, perm)};
 }
 template <typename T>
+static inline Vec8 v8expand_full(const T* p, unsigned byte) {
+  const __m256i perm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kExpandTable.idx[byte]));
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i keep = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(int(byte)), bit), bit);
+  return {_mm256_and_ps(_mm256_permutevar8x32_ps(v8load(p).v, perm), _mm256_castsi256_ps(keep))};
+}
+template <typename T>
 static inline Vec8 v8select24(const T* b, unsigned w) {
   const __m256i sh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   const __m256i pos = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(int(w)), sh), _mm256_set1_epi32(3));
@@ -409,6 +417,10 @@ static inline Vec8 v8expand(const T* p, unsigned byte) {
   int next = 0;
   for (int l = 0; l < 8; ++l) r.v[l] = (byte >> l) & 1 ? to_float(p[next++]) : 0.f;
   return r;
+}
+template <typename T>
+static inline Vec8 v8expand_full(const T* p, unsigned byte) {
+  return v8expand(p, byte);
 }
 template <typename T>
 static inline Vec8 v8select24(const T* b, unsigned w) {

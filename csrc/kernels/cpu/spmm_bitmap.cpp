@@ -170,8 +170,8 @@ static inline bool group_ok(const BitmapSpmmArgs<T>& a, int64_t g, const uint64_
 // n == 1 with b contiguous: acc[lr] (lr < 64) += row lr of the group @
 // b[col0 .. col0 + cols), tile by tile with 8-lane expansions.
 template <typename T>
-static inline void group_dot_expand(const uint64_t* masks, const uint16_t* starts, const T* vals, const T* b,
-                                    int64_t cols, float* acc) {
+static inline void group_dot_expand(const uint64_t* masks, const uint16_t* starts, const T* vals, int count,
+                                    const T* b, int64_t cols, float* acc) {
   for (int fr = 0; fr < 4; ++fr) {
     for (int qr = 0; qr < 2; ++qr) {
       Vec8 r[8];
@@ -183,11 +183,23 @@ static inline void group_dot_expand(const uint64_t* masks, const uint16_t* start
           if (mask == 0) continue;
           const int c0 = fc * 16 + qc * 8;
           const Vec8 bv = c0 + 8 <= cols ? v8load(b + c0) : v8load_partial(b + c0, int(cols - c0));
-          const T* v = vals + starts[t];
-          for (int i = 0; i < 8; ++i) {
-            const unsigned byte = unsigned(mask >> (8 * i)) & 0xffu;
-            r[i] = v8fma(v8expand(v, byte), bv, r[i]);
-            v += __builtin_popcount(byte);
+          const int s = starts[t];
+          // Row i's values start after the set bits of the rows above it
+          // (independent popcounts, no serial chain).
+          if (s + 64 <= count) {
+            // every row's 8-value window lies inside the group's values
+            for (int i = 0; i < 8; ++i) {
+              const unsigned byte = unsigned(mask >> (8 * i)) & 0xffu;
+              const int pos = s + (i ? __builtin_popcountll(mask & ((uint64_t(1) << (8 * i)) - 1)) : 0);
+              r[i] = v8fma(v8expand_full(vals + pos, byte), bv, r[i]);
+            }
+          } else {
+            for (int i = 0; i < 8; ++i) {
+              const unsigned byte = unsigned(mask >> (8 * i)) & 0xffu;
+              const int pos = s + (i ? __builtin_popcountll(mask & ((uint64_t(1) << (8 * i)) - 1)) : 0);
+              r[i] = v8fma(pos + 8 <= count ? v8expand_full(vals + pos, byte) : v8expand(vals + pos, byte), bv,
+                           r[i]);
+            }
           }
         }
       }
@@ -197,6 +209,43 @@ static inline void group_dot_expand(const uint64_t* masks, const uint16_t* start
   }
 }
 
+// 1 <= N <= 16 columns: acc[lr, 0..N) += row lr of the decoded group @ b's
+// rows, the N columns in NF full vectors plus one partial of R lanes.
+template <int N, typename T>
+static void group_times_b_small(const BitmapSpmmArgs<T>& a, Scratch& sc, int rows, int64_t col0) {
+  constexpr int NF = N / kW, R = N % kW, NV = NF + (R ? 1 : 0);
+  constexpr int S = NV == 1 ? 2 : 1;
+  const T* b = a.b + col0 * a.ldb;
+  for (int lr = 0; lr < rows; ++lr) {
+    const int p0 = sc.row_begin[lr], p1 = sc.row_begin[lr + 1];
+    if (p0 == p1) continue;
+    float* acc = sc.acc + lr * N;
+    VecF c[S][NV];
+    for (int u = 0; u < NF; ++u) c[0][u] = vload(acc + u * kW);
+    if (R) c[0][NF] = vload_partial(acc + NF * kW, R);
+    for (int s = 1; s < S; ++s)
+      for (int u = 0; u < NV; ++u) c[s][u] = vzero();
+    int p = p0;
+    for (; p + S <= p1; p += S) {
+      for (int s = 0; s < S; ++s) {
+        const VecF v = vset1(sc.vals[p + s]);
+        const T* brow = b + sc.cols[p + s] * a.ldb;
+        for (int u = 0; u < NF; ++u) c[s][u] = vfma(v, vload(brow + u * kW), c[s][u]);
+        if (R) c[s][NF] = vfma(v, vload_partial(brow + NF * kW, R), c[s][NF]);
+      }
+    }
+    for (; p < p1; ++p) {
+      const VecF v = vset1(sc.vals[p]);
+      const T* brow = b + sc.cols[p] * a.ldb;
+      for (int u = 0; u < NF; ++u) c[0][u] = vfma(v, vload(brow + u * kW), c[0][u]);
+      if (R) c[0][NF] = vfma(v, vload_partial(brow + NF * kW, R), c[0][NF]);
+    }
+    for (int s = 1; s < S; ++s)
+      for (int u = 0; u < NV; ++u) c[0][u] = vadd(c[0][u], c[s][u]);
+    for (int u = 0; u < NF; ++u) vstore(acc + u * kW, c[0][u]);
+    if (R) vstore_partial(acc + NF * kW, c[0][NF], R);
+  }
+}
 
 // Output rows of group row gi, columns [j0, j0 + nc).
 template <typename T>
@@ -215,7 +264,7 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, Scratch& sc, int64_t gi, 
     if (bits == 0) continue;  // empty group
     const T* vals = a.values + a.group_offsets[g];
     if (a.n == 1 && a.ldb == 1) {
-      group_dot_expand(masks, sc.starts, vals, a.b + col0, cols, sc.acc);
+      group_dot_expand(masks, sc.starts, vals, (bits + 7) / 8 * 8, a.b + col0, cols, sc.acc);
     } else if (a.n == 1) {
       // Dot products straight from the masks, two accumulators per row.
       const T* b = a.b + col0 * a.ldb;
@@ -251,7 +300,18 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, Scratch& sc, int64_t gi, 
         }
       }
       sc.row_begin[rows] = p;
-      group_times_b(a, sc, rows, col0, j0, nc);
+      if (nc == a.n && a.n <= 16) {
+        switch (a.n) {
+#define SK_CASE(N) \
+  case N: group_times_b_small<N>(a, sc, rows, col0); break;
+          SK_CASE(1) SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5) SK_CASE(6) SK_CASE(7) SK_CASE(8)
+          SK_CASE(9) SK_CASE(10) SK_CASE(11) SK_CASE(12) SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
+#undef SK_CASE
+          default: break;
+        }
+      } else {
+        group_times_b(a, sc, rows, col0, j0, nc);
+      }
     }
   }
   for (int lr = 0; lr < rows; ++lr) {
