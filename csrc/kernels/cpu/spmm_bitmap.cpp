@@ -263,6 +263,9 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, Scratch& sc, int64_t gi, 
     if (!group_ok(a, g, masks, bits, rows, cols)) return false;
     if (bits == 0) continue;  // empty group
     const T* vals = a.values + a.group_offsets[g];
+    // prefetch the next group's values (its masks are read right away)
+    for (int64_t o = 0; o < int64_t((bits + 7) / 8 * 8) * int64_t(sizeof(T)); o += 64)
+      __builtin_prefetch(reinterpret_cast<const char*>(vals) + int64_t((bits + 7) / 8 * 8) * int64_t(sizeof(T)) + o);
     if (a.n == 1 && a.ldb == 1) {
       group_dot_expand(masks, sc.starts, vals, (bits + 7) / 8 * 8, a.b + col0, cols, sc.acc);
     } else if (a.n == 1) {

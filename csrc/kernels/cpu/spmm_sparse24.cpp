@@ -147,6 +147,10 @@ static int64_t rows(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, co
   for (int64_t i = begin; i < end; ++i) {
     const uint16_t* meta = a.meta + i * (kp / 16);
     if (!meta_row_ok(meta, kp / 16)) return i;
+    if (i + 2 < a.m) {  // prefetch the values of the row after next (one thread alone is latency bound)
+      const char* nv = reinterpret_cast<const char*>(a.values + (i + 2) * (kp / 2));
+      for (int64_t o = 0; o < (kp / 2) * int64_t(sizeof(T)); o += 64) __builtin_prefetch(nv + o);
+    }
     row(a.values + i * (kp / 2), meta, a.out + i * a.ldo);
   }
   return -1;
