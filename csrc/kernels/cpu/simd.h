@@ -344,8 +344,10 @@ static inline Vec8 v8load_partial(const T* p, int n) {
   for (int i = 0; i < n; ++i) tmp[i] = p[i];
   return v8load(tmp);
 }
-// For each byte, the source lane of each output lane (unselected lanes take
-// lane 7, which is 0 unless all 8 lanes are selected).
+// For each byte, the source lane of each output lane. Unselected lanes take
+// lane 7 (0 after the partial load of v8expand unless all 8 lanes are
+// selected) with the sign bit set: permutevar8x32 reads only the low 3 bits,
+// and v8expand_full blends the lanes with the sign bit to 0.
 struct ExpandTable {
   int32_t idx[256][8];
 };
@@ -353,7 +355,7 @@ static constexpr ExpandTable make_expand_table() {
   ExpandTable e{};
   for (int byte = 0; byte < 256; ++byte) {
     int next = 0;
-    for (int l = 0; l < 8; ++l) e.idx[byte][l] = (byte >> l) & 1 ? next++ : 7;
+    for (int l = 0; l < 8; ++l) e.idx[byte][l] = (byte >> l) & 1 ? next++ : int32_t(0x80000007u);
   }
   return e;
 }
@@ -367,9 +369,8 @@ static inline Vec8 v8expand(const T* p, unsigned byte) {
 template <typename T>
 static inline Vec8 v8expand_full(const T* p, unsigned byte) {
   const __m256i perm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kExpandTable.idx[byte]));
-  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-  const __m256i keep = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(int(byte)), bit), bit);
-  return {_mm256_and_ps(_mm256_permutevar8x32_ps(v8load(p).v, perm), _mm256_castsi256_ps(keep))};
+  return {_mm256_blendv_ps(_mm256_permutevar8x32_ps(v8load(p).v, perm), _mm256_setzero_ps(),
+                           _mm256_castsi256_ps(perm))};
 }
 template <typename T>
 static inline Vec8 v8select24(const T* b, unsigned w) {

@@ -263,9 +263,6 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, Scratch& sc, int64_t gi, 
     if (!group_ok(a, g, masks, bits, rows, cols)) return false;
     if (bits == 0) continue;  // empty group
     const T* vals = a.values + a.group_offsets[g];
-    // prefetch the next group's values (its masks are read right away)
-    for (int64_t o = 0; o < int64_t((bits + 7) / 8 * 8) * int64_t(sizeof(T)); o += 64)
-      __builtin_prefetch(reinterpret_cast<const char*>(vals) + int64_t((bits + 7) / 8 * 8) * int64_t(sizeof(T)) + o);
     if (a.n == 1 && a.ldb == 1) {
       group_dot_expand(masks, sc.starts, vals, (bits + 7) / 8 * 8, a.b + col0, cols, sc.acc);
     } else if (a.n == 1) {
@@ -327,12 +324,18 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, Scratch& sc, int64_t gi, 
   return true;
 }
 
+__attribute__((noinline)) static Scratch& thread_scratch() {
+  static thread_local Scratch sc;
+  return sc;
+}
+
 }  // namespace
 
 template <typename T>
 void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end, int64_t* first_bad) {
-  // One scratch per thread, reused by every call.
-  static thread_local Scratch sc;
+  // One scratch per thread, reused by every call (the thread-local address is
+  // looked up once here, not inside the loops).
+  Scratch& sc = thread_scratch();
   *first_bad = -1;
   for (int64_t gi = begin; gi < end; ++gi)
     for (int64_t j0 = 0; j0 < a.n; j0 += kColumnChunk)
