@@ -16,6 +16,12 @@ namespace sk {
 void check_csr_arrays(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
                       const at::Tensor& values, int64_t m, int64_t k);
 
+// check_csr_arrays plus the O(1) content checks row_ptr[0] == 0 and
+// row_ptr[m] == nnz: what the CPU SpMM glue checks before its kernel, which
+// checks the rest as it reads (docs/design.md, Validation).
+void check_csr_header(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
+                      const at::Tensor& values, int64_t m, int64_t k);
+
 // row_ptr [m+1] and col_idx [nnz] (same int32/int64 dtype, contiguous, 1-D),
 // values [nnz]; row_ptr[0] == 0, non-decreasing, row_ptr[m] == nnz; 0 <= col < k.
 void validate_csr(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
@@ -31,10 +37,18 @@ void validate_bsr(const char* op, const at::Tensor& block_row_ptr, const at::Ten
 // popcount of its 64 bitmaps rounded up to a multiple of 8, no bit set outside m x k.
 void validate_bitmap(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
                      const at::Tensor& values, int64_t m, int64_t k);
+// The part of validate_bitmap that reads no more than O(1) of the content
+// (argument checks, sizes, group_offsets[0] and group_offsets[G]); the bitmap
+// SpMM kernel checks the rest as it reads.
+void check_bitmap_header(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
+                         const at::Tensor& values, int64_t m, int64_t k);
 
 // values [m, kp/2], meta int16 [m, kp/16] with kp = roundup(k, 16); every 4-bit
 // group (padding groups included) holds two strictly increasing 2-bit indices.
 // Indices at or past k are allowed (the packer fills with them) and skipped.
 void validate_sparse24(const char* op, const at::Tensor& values, const at::Tensor& meta, int64_t k);
+// The part of validate_sparse24 that reads no content (arguments and shapes);
+// the 2:4 SpMM kernel checks the metadata words as it reads them.
+void check_sparse24_header(const char* op, const at::Tensor& values, const at::Tensor& meta, int64_t k);
 
 }  // namespace sk

@@ -43,8 +43,8 @@ void record_first(std::atomic<int64_t>& slot, int64_t value) {
 
 }  // namespace
 
-void validate_bitmap(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
-                     const at::Tensor& values, int64_t m, int64_t k) {
+void check_bitmap_header(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
+                         const at::Tensor& values, int64_t m, int64_t k) {
   TORCH_CHECK_VALUE(m >= 0 && k >= 0, op, ": the sparse shape must be non-negative, got (", m, ", ", k, ")");
   SK_CHECK_STRIDED(op, group_offsets);
   SK_CHECK_STRIDED(op, bitmaps);
@@ -72,10 +72,18 @@ void validate_bitmap(const char* op, const at::Tensor& group_offsets, const at::
                     " entries for a ", m, " x ", k, " matrix (G = ", groups, " groups), got ", bitmaps.numel());
 
   const int64_t* offs = group_offsets.data_ptr<int64_t>();
-  const uint64_t* masks = reinterpret_cast<const uint64_t*>(bitmaps.data_ptr<int64_t>());
   TORCH_CHECK_VALUE(offs[0] == 0, op, ": 'group_offsets[0]' must be 0, got ", offs[0]);
   TORCH_CHECK_VALUE(offs[groups] == values.numel(), op, ": 'group_offsets[G]' (G = ", groups,
                     ") must equal the length of 'values' (", values.numel(), "), got ", offs[groups]);
+}
+
+void validate_bitmap(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
+                     const at::Tensor& values, int64_t m, int64_t k) {
+  check_bitmap_header(op, group_offsets, bitmaps, values, m, k);
+  const int64_t gm = (m + kGroup - 1) / kGroup, gk = (k + kGroup - 1) / kGroup;
+  const int64_t groups = gm * gk;
+  const int64_t* offs = group_offsets.data_ptr<int64_t>();
+  const uint64_t* masks = reinterpret_cast<const uint64_t*>(bitmaps.data_ptr<int64_t>());
 
   // Per group: every bit inside m x k, and the value count matches the masks.
   // With offs[0] == 0 the counts pin every offset, so offsets are in range.

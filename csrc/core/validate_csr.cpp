@@ -23,17 +23,27 @@ void check_csr_arrays(const char* op, const at::Tensor& row_ptr, const at::Tenso
                     " entries) and 'col_idx' (", col_idx.numel(), " entries) must have the same length");
 }
 
-void validate_csr(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx, const at::Tensor& values,
-                  int64_t m, int64_t k) {
+void check_csr_header(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
+                      const at::Tensor& values, int64_t m, int64_t k) {
   check_csr_arrays(op, row_ptr, col_idx, values, m, k);
   const int64_t nnz = col_idx.numel();
   dispatch_index_type(row_ptr.scalar_type(), op, [&](auto tag) {
     using I = decltype(tag);
     const I* rp = row_ptr.data_ptr<I>();
-    const I* ci = col_idx.data_ptr<I>();
     TORCH_CHECK_VALUE(rp[0] == 0, op, ": 'row_ptr[0]' must be 0, got ", int64_t(rp[0]));
     TORCH_CHECK_VALUE(int64_t(rp[m]) == nnz, op, ": 'row_ptr[m]' must equal nnz = ", nnz,
                       " (the length of col_idx), got ", int64_t(rp[m]));
+  });
+}
+
+void validate_csr(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx, const at::Tensor& values,
+                  int64_t m, int64_t k) {
+  check_csr_header(op, row_ptr, col_idx, values, m, k);
+  const int64_t nnz = col_idx.numel();
+  dispatch_index_type(row_ptr.scalar_type(), op, [&](auto tag) {
+    using I = decltype(tag);
+    const I* rp = row_ptr.data_ptr<I>();
+    const I* ci = col_idx.data_ptr<I>();
     const int64_t br = parallel_find_first(m, 2048, [&](int64_t i) { return rp[i + 1] < rp[i]; });
     TORCH_CHECK_VALUE(br == m, op, ": 'row_ptr' must be non-decreasing, but row_ptr[", br, "] = ",
                       int64_t(rp[br]), " > row_ptr[", br + 1, "] = ", int64_t(rp[br + 1]));

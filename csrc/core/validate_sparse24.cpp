@@ -1,14 +1,13 @@
 #include "core/checks.h"
 #include "core/parallel_find.h"
 #include "core/validate.h"
+#include "kernels/cpu/kernels.h"
 
 namespace sk {
 
 namespace {
 
-// Bit n is set when the 4-bit group metadata n = idx0 | idx1 << 2 has
-// idx0 < idx1: (0,1)=4, (0,2)=8, (0,3)=12, (1,2)=9, (1,3)=13, (2,3)=14.
-constexpr uint32_t kValidGroupMeta = (1u << 4) | (1u << 8) | (1u << 12) | (1u << 9) | (1u << 13) | (1u << 14);
+constexpr uint32_t kValidGroupMeta = cpu::kSparse24ValidGroupMeta;
 
 inline bool word_is_valid(uint16_t w) {
   return ((kValidGroupMeta >> (w & 0xf)) & 1u) && ((kValidGroupMeta >> ((w >> 4) & 0xf)) & 1u) &&
@@ -17,7 +16,7 @@ inline bool word_is_valid(uint16_t w) {
 
 }  // namespace
 
-void validate_sparse24(const char* op, const at::Tensor& values, const at::Tensor& meta, int64_t k) {
+void check_sparse24_header(const char* op, const at::Tensor& values, const at::Tensor& meta, int64_t k) {
   TORCH_CHECK_VALUE(k >= 0, op, ": the number of columns k must be non-negative, got ", k);
   SK_CHECK_DIM(op, values, 2);
   SK_CHECK_DIM(op, meta, 2);
@@ -31,6 +30,11 @@ void validate_sparse24(const char* op, const at::Tensor& values, const at::Tenso
   TORCH_CHECK_VALUE(meta.size(0) == m && meta.size(1) == kp / 16, op,
                     ": 'meta' must have shape [m, roundup(k, 16) / 16] = [", m, ", ", kp / 16, "] for k = ", k,
                     ", got ", meta.sizes());
+}
+
+void validate_sparse24(const char* op, const at::Tensor& values, const at::Tensor& meta, int64_t k) {
+  check_sparse24_header(op, values, meta, k);
+  const int64_t m = values.size(0), kp = (k + 15) / 16 * 16;
   const int64_t words = m * (kp / 16);
   const uint16_t* w = reinterpret_cast<const uint16_t*>(meta.data_ptr());
   const int64_t bad = parallel_find_first(words, 65536, [&](int64_t i) { return !word_is_valid(w[i]); });

@@ -6,8 +6,12 @@
 // groups, as documented) so the ATen glue can split the work with
 // at::parallel_for; ranges never write outside their own rows.
 //
-// The glue validates the format before calling (csrc/core/validate.h): kernels
-// trust that indices are in range and row pointers are monotone.
+// The glue validates the format before calling (csrc/core/validate.h), except
+// for the SpMM kernels of CSR, bitmap and 2:4, which check each index as they
+// read it (docs/design.md, Validation): they never read out of bounds, and
+// report through *first_bad the first row (CSR, 2:4) or group row (bitmap) of
+// their range whose metadata is bad, or -1; the glue then raises the
+// validator's message.
 //
 // Each entry point exists once per ISA (sk::cpu::scalar / avx2 / avx512); the
 // glue picks one at run time (csrc/core/cpu_isa.h, SK_CPU_CALL).
@@ -30,6 +34,7 @@ struct CsrSpmmArgs {
   T* out;            // [m, n], row stride ldo
   int64_t m, k, n;
   int64_t ldb, ldo;
+  int64_t nnz;       // length of col_idx and values
 };
 
 // out[m, n] = A[m, k] @ b[k, n], A in BSR with r x c blocks. Row blocks are
@@ -58,7 +63,14 @@ struct BitmapSpmmArgs {
   T* out;                        // [m, n], row stride ldo
   int64_t m, k, n;
   int64_t ldb, ldo;
+  int64_t nvalues;               // length of values
 };
+
+// 2:4 metadata: bit v is set when the 4-bit group metadata v = idx0 | idx1 << 2
+// has idx0 < idx1: (0,1)=4, (0,2)=8, (0,3)=12, (1,2)=9, (1,3)=13, (2,3)=14.
+// Shared by the validator (core/validate_sparse24.cpp) and the kernel.
+constexpr uint32_t kSparse24ValidGroupMeta =
+    (1u << 4) | (1u << 8) | (1u << 12) | (1u << 9) | (1u << 13) | (1u << 14);
 
 // out[m, n] = A[m, k] @ b[k, n], A in the 2:4 format (docs/formats.md).
 template <typename T>
@@ -81,16 +93,16 @@ struct Sparse24SpmmArgs {
   namespace ISA {                                                                           \
   /* rows [begin, end) of out */                                                            \
   template <typename T, typename I>                                                         \
-  void csr_spmm(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end);                   \
+  void csr_spmm(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end, int64_t* first_bad);                \
   /* block rows [begin, end) of out (rows begin*r .. min(end*r, m)) */                     \
   template <typename T, typename I>                                                         \
   void bsr_spmm(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end);                   \
   /* group rows [begin, end) of out (rows begin*64 .. min(end*64, m)) */                   \
   template <typename T>                                                                     \
-  void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end);                \
+  void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end, int64_t* first_bad);                \
   /* rows [begin, end) of out */                                                            \
   template <typename T>                                                                     \
-  void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end);            \
+  void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int64_t* first_bad);            \
   }                                                                                         \
   }                                                                                         \
   }

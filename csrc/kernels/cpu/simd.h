@@ -9,6 +9,12 @@
 //   vstore(T*, v)      kW fp32 lanes narrowed to T (round to nearest even)
 //   vfma(a, b, c)      a * b + c
 //   vhsum(v)           horizontal sum
+//   vload_partial(p, n) / vstore_partial(p, v, n)
+//                      the first n (0..kW) lanes; the other lanes read as 0 and
+//                      are not written; memory past p[n-1] is never touched
+//   vgather(base, idx) kW elements base[idx[l]] (idx int32 or int64, all valid)
+//   Vec8 (v8*)         exactly 8 fp32 lanes on every ISA, for the 8-wide tiles
+//                      of the bitmap and 2:4 formats (see the end of this file)
 // and scalar conversions to_float(T) / from_float<T>(float).
 #pragma once
 
@@ -204,6 +210,225 @@ static inline void vstore(T* p, VecF a) {
   for (int i = 0; i < kW; ++i) p[i] = from_float<T>(a.v[i]);
 }
 
+#endif
+
+// ---------------------------------------------------------------------------
+// Partial loads / stores and gathers on VecF.
+// ---------------------------------------------------------------------------
+#if defined(__AVX512F__)
+static inline __mmask16 first_lanes(int n) { return __mmask16((1u << n) - 1u); }
+static inline VecF vload_partial(const float* p, int n) { return {_mm512_maskz_loadu_ps(first_lanes(n), p)}; }
+static inline VecF vload_partial(const half_t* p, int n) {
+  return {_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first_lanes(n), p))};
+}
+static inline VecF vload_partial(const bf16_t* p, int n) {
+  const __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(first_lanes(n), p));
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
+}
+static inline void vstore_partial(float* p, VecF a, int n) { _mm512_mask_storeu_ps(p, first_lanes(n), a.v); }
+static inline VecF vgather(const float* base, const int32_t* idx) {
+  return {_mm512_i32gather_ps(_mm512_loadu_si512(idx), base, 4)};
+}
+static inline VecF vgather(const float* base, const int64_t* idx) {
+  const __m256 lo = _mm512_i64gather_ps(_mm512_loadu_si512(idx), base, 4);
+  const __m256 hi = _mm512_i64gather_ps(_mm512_loadu_si512(idx + 8), base, 4);
+  return {_mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1)};
+}
+#elif defined(__AVX2__)
+static inline __m256i first_lanes(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline VecF vload_partial(const float* p, int n) { return {_mm256_maskload_ps(p, first_lanes(n))}; }
+static inline void vstore_partial(float* p, VecF a, int n) { _mm256_maskstore_ps(p, first_lanes(n), a.v); }
+static inline VecF vgather(const float* base, const int32_t* idx) {
+  return {_mm256_i32gather_ps(base, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)), 4)};
+}
+static inline VecF vgather(const float* base, const int64_t* idx) {
+  const __m128 lo = _mm256_i64gather_ps(base, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)), 4);
+  const __m128 hi = _mm256_i64gather_ps(base, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + 4)), 4);
+  return {_mm256_set_m128(hi, lo)};
+}
+#else
+static inline VecF vload_partial(const float* p, int n) {
+  VecF r = vzero();
+  for (int i = 0; i < n; ++i) r.v[i] = p[i];
+  return r;
+}
+static inline void vstore_partial(float* p, VecF a, int n) {
+  for (int i = 0; i < n; ++i) p[i] = a.v[i];
+}
+template <typename I>
+static inline VecF vgather(const float* base, const I* idx) {
+  VecF r;
+  for (int i = 0; i < kW; ++i) r.v[i] = base[idx[i]];
+  return r;
+}
+#endif
+
+// 16-bit types (and, in the scalar build, everything): through a small buffer.
+#if defined(__AVX2__) && !defined(__AVX512F__)
+template <typename T>
+static inline VecF vload_partial(const T* p, int n) {
+  T tmp[kW];
+  for (int i = 0; i < kW; ++i) tmp[i] = T{0};
+  for (int i = 0; i < n; ++i) tmp[i] = p[i];
+  return vload(tmp);
+}
+#endif
+#if defined(__AVX2__) || defined(__AVX512F__)
+template <typename T>
+static inline void vstore_partial(T* p, VecF a, int n) {
+  T tmp[kW];
+  vstore(tmp, a);
+  for (int i = 0; i < n; ++i) p[i] = tmp[i];
+}
+#else
+template <typename T>
+static inline VecF vload_partial(const T* p, int n) {
+  VecF r = vzero();
+  for (int i = 0; i < n; ++i) r.v[i] = to_float(p[i]);
+  return r;
+}
+template <typename T>
+static inline void vstore_partial(T* p, VecF a, int n) {
+  for (int i = 0; i < n; ++i) p[i] = from_float<T>(a.v[i]);
+}
+#endif
+template <typename T, typename I>
+static inline VecF vgather(const T* base, const I* idx) {
+  T tmp[kW];
+  for (int i = 0; i < kW; ++i) tmp[i] = base[idx[i]];
+  return vload(tmp);
+}
+
+// ---------------------------------------------------------------------------
+// Vec8: exactly 8 fp32 lanes (a ymm register on AVX2 and AVX-512, two groups of
+// 4 floats in the scalar build), for 8-column tiles.
+//   v8load(p), v8load_partial(p, n), v8fma, v8hsum as for VecF
+//   v8expand(p, byte)  lane l = the next stored value if bit l of byte is set
+//                      (values p[0 .. popcount(byte)) consumed in lane order),
+//                      else 0; reads only p[0 .. popcount(byte))
+//   v8expand_full(p, byte)  the same, but may read p[0 .. 8) (all readable)
+//   v8select24(b, w)   lane l = b[4 * (l / 2) + ((w >> 2l) & 3)] for the 16
+//                      values b[0..16) and a 2:4 metadata word w
+// ---------------------------------------------------------------------------
+#if defined(__AVX2__) || defined(__AVX512F__)
+struct Vec8 {
+  __m256 v;
+};
+static inline Vec8 v8zero() { return {_mm256_setzero_ps()}; }
+static inline Vec8 v8fma(Vec8 a, Vec8 b, Vec8 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+static inline Vec8 v8add(Vec8 a, Vec8 b) { return {_mm256_add_ps(a.v, b.v)}; }
+static inline float v8hsum(Vec8 a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+static inline Vec8 v8load(const float* p) { return {_mm256_loadu_ps(p)}; }
+static inline Vec8 v8load(const half_t* p) {
+  return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
+}
+static inline Vec8 v8load(const bf16_t* p) {
+  const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return {_mm256_castsi256_ps(_mm256_slli_epi32(w, 16))};
+}
+static inline __m256i v8first_lanes(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline Vec8 v8load_partial(const float* p, int n) { return {_mm256_maskload_ps(p, v8first_lanes(n))}; }
+template <typename T>
+static inline Vec8 v8load_partial(const T* p, int n) {
+  T tmp[8];
+  for (int i = 0; i < 8; ++i) tmp[i] = T{0};
+  for (int i = 0; i < n; ++i) tmp[i] = p[i];
+  return v8load(tmp);
+}
+// For each byte, the source lane of each output lane. Unselected lanes take
+// lane 7 (0 after the partial load of v8expand unless all 8 lanes are
+// selected) with the sign bit set: permutevar8x32 reads only the low 3 bits,
+// and v8expand_full blends the lanes with the sign bit to 0.
+struct ExpandTable {
+  int32_t idx[256][8];
+};
+static constexpr ExpandTable make_expand_table() {
+  ExpandTable e{};
+  for (int byte = 0; byte < 256; ++byte) {
+    int next = 0;
+    for (int l = 0; l < 8; ++l) e.idx[byte][l] = (byte >> l) & 1 ? next++ : int32_t(0x80000007u);
+  }
+  return e;
+}
+static constexpr ExpandTable kExpandTable = make_expand_table();
+template <typename T>
+static inline Vec8 v8expand(const T* p, unsigned byte) {
+  const Vec8 packed = v8load_partial(p, __builtin_popcount(byte));
+  const __m256i perm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kExpandTable.idx[byte]));
+  return {_mm256_permutevar8x32_ps(packed.v, perm)};
+}
+template <typename T>
+static inline Vec8 v8expand_full(const T* p, unsigned byte) {
+  const __m256i perm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kExpandTable.idx[byte]));
+  return {_mm256_blendv_ps(_mm256_permutevar8x32_ps(v8load(p).v, perm), _mm256_setzero_ps(),
+                           _mm256_castsi256_ps(perm))};
+}
+template <typename T>
+static inline Vec8 v8select24(const T* b, unsigned w) {
+  const __m256i sh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m256i pos = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(int(w)), sh), _mm256_set1_epi32(3));
+  // group l / 2 starts at 4 * (l / 2); permutevar8x32 uses the index mod 8
+  const __m256i idx = _mm256_add_epi32(pos, _mm256_setr_epi32(0, 0, 4, 4, 0, 0, 4, 4));
+  const __m256 lo = _mm256_permutevar8x32_ps(v8load(b).v, idx);
+  const __m256 hi = _mm256_permutevar8x32_ps(v8load(b + 8).v, idx);
+  return {_mm256_blend_ps(lo, hi, 0xf0)};
+}
+#else
+struct Vec8 {
+  float v[8];
+};
+static inline Vec8 v8zero() { return Vec8{{0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}}; }
+static inline Vec8 v8fma(Vec8 a, Vec8 b, Vec8 c) {
+  Vec8 r;
+  for (int i = 0; i < 8; ++i) r.v[i] = a.v[i] * b.v[i] + c.v[i];
+  return r;
+}
+static inline Vec8 v8add(Vec8 a, Vec8 b) {
+  Vec8 r;
+  for (int i = 0; i < 8; ++i) r.v[i] = a.v[i] + b.v[i];
+  return r;
+}
+static inline float v8hsum(Vec8 a) {
+  return ((a.v[0] + a.v[1]) + (a.v[2] + a.v[3])) + ((a.v[4] + a.v[5]) + (a.v[6] + a.v[7]));
+}
+template <typename T>
+static inline Vec8 v8load(const T* p) {
+  Vec8 r;
+  for (int i = 0; i < 8; ++i) r.v[i] = to_float(p[i]);
+  return r;
+}
+template <typename T>
+static inline Vec8 v8load_partial(const T* p, int n) {
+  Vec8 r = v8zero();
+  for (int i = 0; i < n; ++i) r.v[i] = to_float(p[i]);
+  return r;
+}
+template <typename T>
+static inline Vec8 v8expand(const T* p, unsigned byte) {
+  Vec8 r;
+  int next = 0;
+  for (int l = 0; l < 8; ++l) r.v[l] = (byte >> l) & 1 ? to_float(p[next++]) : 0.f;
+  return r;
+}
+template <typename T>
+static inline Vec8 v8expand_full(const T* p, unsigned byte) {
+  return v8expand(p, byte);
+}
+template <typename T>
+static inline Vec8 v8select24(const T* b, unsigned w) {
+  Vec8 r;
+  for (int l = 0; l < 8; ++l) r.v[l] = to_float(b[4 * (l / 2) + ((w >> (2 * l)) & 3u)]);
+  return r;
+}
 #endif
 
 SK_CPU_NAMESPACE_END

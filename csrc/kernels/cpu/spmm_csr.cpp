@@ -1,39 +1,144 @@
 // CSR SpMM on the CPU: out[i, :] = sum_p values[p] * b[col_idx[p], :] over row i.
-// Columns of out are kept in registers in panels of 4 vectors; N = 1 is a
-// sparse dot product per row.
+//
+// The metadata checks are fused into the kernel (docs/design.md, Validation):
+// before a row is used, 0 <= row_ptr[i] <= row_ptr[i+1] <= nnz and every
+// column of the row is < k (one pass over the row's indices, which then stay
+// in L1 for the product). A bad row stops the chunk and is reported through
+// *first_bad; the glue then runs the full validator for the exact message.
+//
+// Decode path (n <= 16): one template per n keeps the n output columns of a row
+// in registers (n / kW vectors plus one partial vector), with 2 or 4
+// independent accumulator sets when n needs only 1 or 2 vectors, so the FMAs do
+// not wait on each other. n == 1 with a contiguous b: kW products per step,
+// b gathered by column, four accumulators. n > 16: panels of 4 vectors, then
+// single vectors, then one partial vector.
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/simd.h"
 
 SK_CPU_NAMESPACE_BEGIN
 
-template <typename T, typename I>
-static float csr_row_dot(const CsrSpmmArgs<T, I>& a, I p0, I p1) {
-  float acc0 = 0.f, acc1 = 0.f, acc2 = 0.f, acc3 = 0.f;
-  I p = p0;
-  for (; p + 4 <= p1; p += 4) {
-    acc0 += to_float(a.values[p]) * to_float(a.b[int64_t(a.col_idx[p]) * a.ldb]);
-    acc1 += to_float(a.values[p + 1]) * to_float(a.b[int64_t(a.col_idx[p + 1]) * a.ldb]);
-    acc2 += to_float(a.values[p + 2]) * to_float(a.b[int64_t(a.col_idx[p + 2]) * a.ldb]);
-    acc3 += to_float(a.values[p + 3]) * to_float(a.b[int64_t(a.col_idx[p + 3]) * a.ldb]);
-  }
-  for (; p < p1; ++p) acc0 += to_float(a.values[p]) * to_float(a.b[int64_t(a.col_idx[p]) * a.ldb]);
-  return (acc0 + acc1) + (acc2 + acc3);
+namespace {
+
+// True when every index of ci[0 .. cnt) lies in [0, k). Branch-free so it
+// vectorises.
+static inline bool cols_in_range(const int32_t* ci, int64_t cnt, int64_t k) {
+  // a negative index reads as >= 2^31 unsigned, which is never < uk
+  const uint32_t uk = k < (int64_t(1) << 31) ? uint32_t(k) : uint32_t(1) << 31;
+  uint32_t bad = 0;
+  for (int64_t p = 0; p < cnt; ++p) bad |= uint32_t(uint32_t(ci[p]) >= uk);
+  return bad == 0;
+}
+static inline bool cols_in_range(const int64_t* ci, int64_t cnt, int64_t k) {
+  const uint64_t uk = uint64_t(k);
+  uint64_t bad = 0;
+  for (int64_t p = 0; p < cnt; ++p) bad |= uint64_t(uint64_t(ci[p]) >= uk);
+  return bad == 0;
 }
 
 template <typename T, typename I>
-void csr_spmm(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
+static inline bool row_ok(const CsrSpmmArgs<T, I>& a, int64_t i, int64_t& p0, int64_t& p1) {
+  p0 = int64_t(a.row_ptr[i]);
+  p1 = int64_t(a.row_ptr[i + 1]);
+  if (!(p0 >= 0 && p0 <= p1 && p1 <= a.nnz)) return false;
+  return cols_in_range(a.col_idx + p0, p1 - p0, a.k);
+}
+
+// n == 1: sparse dot product of a row with b[:, 0] (row stride ldb).
+template <typename T, typename I>
+static float row_dot(const CsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1) {
+  const T* v = a.values;
+  const I* ci = a.col_idx;
+  const T* b = a.b;
+  int64_t p = p0;
+  float s = 0.f;
+  if (a.ldb == 1) {
+    VecF c0 = vzero(), c1 = vzero(), c2 = vzero(), c3 = vzero();
+    for (; p + 4 * kW <= p1; p += 4 * kW) {
+      c0 = vfma(vload(v + p), vgather(b, ci + p), c0);
+      c1 = vfma(vload(v + p + kW), vgather(b, ci + p + kW), c1);
+      c2 = vfma(vload(v + p + 2 * kW), vgather(b, ci + p + 2 * kW), c2);
+      c3 = vfma(vload(v + p + 3 * kW), vgather(b, ci + p + 3 * kW), c3);
+    }
+    for (; p + kW <= p1; p += kW) c0 = vfma(vload(v + p), vgather(b, ci + p), c0);
+    s = vhsum(vadd(vadd(c0, c1), vadd(c2, c3)));
+    float t0 = 0.f, t1 = 0.f;
+    for (; p + 2 <= p1; p += 2) {
+      t0 += to_float(v[p]) * to_float(b[ci[p]]);
+      t1 += to_float(v[p + 1]) * to_float(b[ci[p + 1]]);
+    }
+    if (p < p1) t0 += to_float(v[p]) * to_float(b[ci[p]]);
+    return s + (t0 + t1);
+  }
+  const int64_t ldb = a.ldb;
+  float acc0 = 0.f, acc1 = 0.f, acc2 = 0.f, acc3 = 0.f;
+  for (; p + 4 <= p1; p += 4) {
+    acc0 += to_float(v[p]) * to_float(b[int64_t(ci[p]) * ldb]);
+    acc1 += to_float(v[p + 1]) * to_float(b[int64_t(ci[p + 1]) * ldb]);
+    acc2 += to_float(v[p + 2]) * to_float(b[int64_t(ci[p + 2]) * ldb]);
+    acc3 += to_float(v[p + 3]) * to_float(b[int64_t(ci[p + 3]) * ldb]);
+  }
+  for (; p < p1; ++p) acc0 += to_float(v[p]) * to_float(b[int64_t(ci[p]) * ldb]);
+  return (acc0 + acc1) + (acc2 + acc3);
+}
+
+// 2 <= N <= 16: the row's N columns in NF full vectors plus one partial of R
+// lanes, S independent accumulator sets.
+template <int N, typename T, typename I>
+static int64_t rows_small_n(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
+  constexpr int NF = N / kW, R = N % kW, NV = NF + (R ? 1 : 0);
+  constexpr int S = NV == 1 ? 4 : (NV == 2 ? 2 : 1);
+  for (int64_t i = begin; i < end; ++i) {
+    int64_t p0, p1;
+    if (!row_ok(a, i, p0, p1)) return i;
+    VecF acc[S][NV];
+    for (int s = 0; s < S; ++s)
+      for (int u = 0; u < NV; ++u) acc[s][u] = vzero();
+    int64_t p = p0;
+    for (; p + S <= p1; p += S) {
+      for (int s = 0; s < S; ++s) {
+        const VecF v = vset1(to_float(a.values[p + s]));
+        const T* brow = a.b + int64_t(a.col_idx[p + s]) * a.ldb;
+        for (int u = 0; u < NF; ++u) acc[s][u] = vfma(v, vload(brow + u * kW), acc[s][u]);
+        if (R) acc[s][NF] = vfma(v, vload_partial(brow + NF * kW, R), acc[s][NF]);
+      }
+    }
+    for (; p < p1; ++p) {
+      const VecF v = vset1(to_float(a.values[p]));
+      const T* brow = a.b + int64_t(a.col_idx[p]) * a.ldb;
+      for (int u = 0; u < NF; ++u) acc[0][u] = vfma(v, vload(brow + u * kW), acc[0][u]);
+      if (R) acc[0][NF] = vfma(v, vload_partial(brow + NF * kW, R), acc[0][NF]);
+    }
+    for (int s = 1; s < S; ++s)
+      for (int u = 0; u < NV; ++u) acc[0][u] = vadd(acc[0][u], acc[s][u]);
+    T* out = a.out + i * a.ldo;
+    for (int u = 0; u < NF; ++u) vstore(out + u * kW, acc[0][u]);
+    if (R) vstore_partial(out + NF * kW, acc[0][NF], R);
+  }
+  return -1;
+}
+
+template <typename T, typename I>
+static int64_t rows_n1(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    int64_t p0, p1;
+    if (!row_ok(a, i, p0, p1)) return i;
+    a.out[i * a.ldo] = from_float<T>(row_dot(a, p0, p1));
+  }
+  return -1;
+}
+
+// n > 16: panels of 4 vectors, single vectors, one partial vector.
+template <typename T, typename I>
+static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   const int64_t n = a.n;
   for (int64_t i = begin; i < end; ++i) {
-    const I p0 = a.row_ptr[i], p1 = a.row_ptr[i + 1];
+    int64_t p0, p1;
+    if (!row_ok(a, i, p0, p1)) return i;
     T* out = a.out + i * a.ldo;
-    if (n == 1) {
-      out[0] = from_float<T>(csr_row_dot(a, p0, p1));
-      continue;
-    }
     int64_t j = 0;
     for (; j + 4 * kW <= n; j += 4 * kW) {
       VecF c0 = vzero(), c1 = vzero(), c2 = vzero(), c3 = vzero();
-      for (I p = p0; p < p1; ++p) {
+      for (int64_t p = p0; p < p1; ++p) {
         const VecF v = vset1(to_float(a.values[p]));
         const T* brow = a.b + int64_t(a.col_idx[p]) * a.ldb + j;
         c0 = vfma(v, vload(brow), c0);
@@ -48,20 +153,40 @@ void csr_spmm(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
     }
     for (; j + kW <= n; j += kW) {
       VecF c0 = vzero();
-      for (I p = p0; p < p1; ++p)
+      for (int64_t p = p0; p < p1; ++p)
         c0 = vfma(vset1(to_float(a.values[p])), vload(a.b + int64_t(a.col_idx[p]) * a.ldb + j), c0);
       vstore(out + j, c0);
     }
-    for (; j < n; ++j) {
-      float acc = 0.f;
-      for (I p = p0; p < p1; ++p)
-        acc += to_float(a.values[p]) * to_float(a.b[int64_t(a.col_idx[p]) * a.ldb + j]);
-      out[j] = from_float<T>(acc);
+    if (j < n) {
+      const int r = int(n - j);
+      VecF c0 = vzero();
+      for (int64_t p = p0; p < p1; ++p)
+        c0 = vfma(vset1(to_float(a.values[p])), vload_partial(a.b + int64_t(a.col_idx[p]) * a.ldb + j, r), c0);
+      vstore_partial(out + j, c0, r);
     }
   }
+  return -1;
 }
 
-#define SK_INSTANTIATE(T, I) template void csr_spmm<T, I>(const CsrSpmmArgs<T, I>&, int64_t, int64_t);
+}  // namespace
+
+template <typename T, typename I>
+void csr_spmm(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end, int64_t* first_bad) {
+  int64_t bad = -1;
+  switch (a.n) {
+    case 1: bad = rows_n1(a, begin, end); break;
+#define SK_CASE(N) \
+  case N: bad = rows_small_n<N>(a, begin, end); break;
+    SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5) SK_CASE(6) SK_CASE(7) SK_CASE(8) SK_CASE(9)
+    SK_CASE(10) SK_CASE(11) SK_CASE(12) SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
+#undef SK_CASE
+    default: bad = rows_wide(a, begin, end); break;
+  }
+  *first_bad = bad;
+}
+
+#define SK_INSTANTIATE(T, I) \
+  template void csr_spmm<T, I>(const CsrSpmmArgs<T, I>&, int64_t, int64_t, int64_t*);
 SK_INSTANTIATE(float, int32_t)
 SK_INSTANTIATE(float, int64_t)
 SK_INSTANTIATE(half_t, int32_t)

@@ -2,18 +2,46 @@
 // values[i, 2g] * b[4g + idx0, :] + values[i, 2g+1] * b[4g + idx1, :], the two
 // 2-bit positions read from meta (docs/formats.md). Groups wholly past k are
 // not visited; in the one group that straddles k, positions >= k are skipped.
-// Out columns are kept in registers in panels of NV vectors; columns past the
-// last panel (the whole of N = 1) are sparse dot products.
+//
+// The metadata check is fused (docs/design.md, Validation): before a row is
+// used, each of its meta words (padding words included) is checked to hold
+// strictly increasing positions (a 256-entry table per byte); a bad row stops
+// the chunk and is reported through *first_bad.
+//
+// n == 1, contiguous b: per meta word (16 columns, 8 values), the 16 b values
+// are loaded contiguously and the 8 selected by the positions are picked with
+// two permutes (v8select24), one FMA per 8 values. 2 <= n <= 16: the n output
+// columns in registers (template per n), several accumulator sets. n > 16:
+// panels of 4 vectors, single vectors, one partial vector.
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/simd.h"
 
 SK_CPU_NAMESPACE_BEGIN
 
+namespace {
+
+struct ByteTable {
+  uint8_t ok[256];
+};
+static constexpr ByteTable make_valid_table() {
+  ByteTable t{};
+  for (int v = 0; v < 256; ++v)
+    t.ok[v] = uint8_t(((kSparse24ValidGroupMeta >> (v & 15)) & 1u) & ((kSparse24ValidGroupMeta >> (v >> 4)) & 1u));
+  return t;
+}
+// ok[byte] == 1 when both 4-bit groups of the byte hold increasing positions.
+static constexpr ByteTable kValidByte = make_valid_table();
+
+static inline bool meta_row_ok(const uint16_t* meta, int64_t words) {
+  unsigned ok = 1;
+  for (int64_t w = 0; w < words; ++w) ok &= kValidByte.ok[meta[w] & 0xffu] & kValidByte.ok[meta[w] >> 8];
+  return ok != 0;
+}
+
 // Calls f(column, value) for every stored element of a row that lies inside k,
 // from group g0 on.
 template <typename T, typename F>
-static inline void for_each_sparse24_entry(const T* vals, const uint16_t* meta, int64_t k, F&& f,
-                                           int64_t g0 = 0) {
+static inline void for_each_entry(const T* vals, const uint16_t* meta, int64_t k, F&& f, int64_t g0 = 0) {
   const int64_t full = k / 4;
   for (int64_t g = g0; g < full; ++g) {
     const unsigned nib = (unsigned(meta[g >> 2]) >> ((g & 3) * 4)) & 0xfu;
@@ -29,33 +57,68 @@ static inline void for_each_sparse24_entry(const T* vals, const uint16_t* meta, 
   }
 }
 
-// N = 1: a sparse dot product of row i with column j of b; two groups per step
-// into four accumulators so the adds do not wait on each other.
+// n == 1: sparse dot product of a row with b[:, 0] (row stride ldb).
 template <typename T>
-static float sparse24_row_dot(const T* vals, const uint16_t* meta, int64_t k, const T* bcol, int64_t ldb) {
-  float acc0 = 0.f, acc1 = 0.f, acc2 = 0.f, acc3 = 0.f;
-  const int64_t full = k / 4;
+static float row_dot(const T* vals, const uint16_t* meta, int64_t k, const T* b, int64_t ldb) {
   int64_t g = 0;
-  for (; g + 2 <= full; g += 2) {
-    // g is even, so groups g and g+1 are adjacent nibbles of one word.
-    const unsigned w = unsigned(meta[g >> 2]) >> ((g & 3) * 4);
-    const int64_t c = 4 * g;
-    acc0 += to_float(vals[2 * g]) * to_float(bcol[(c + (w & 3u)) * ldb]);
-    acc1 += to_float(vals[2 * g + 1]) * to_float(bcol[(c + ((w >> 2) & 3u)) * ldb]);
-    acc2 += to_float(vals[2 * g + 2]) * to_float(bcol[(c + 4 + ((w >> 4) & 3u)) * ldb]);
-    acc3 += to_float(vals[2 * g + 3]) * to_float(bcol[(c + 4 + ((w >> 6) & 3u)) * ldb]);
+  float s = 0.f;
+  if (ldb == 1) {
+    const int64_t words = k / 16;  // words whose 16 columns all lie inside k
+    Vec8 c0 = v8zero(), c1 = v8zero();
+    int64_t w = 0;
+    for (; w + 2 <= words; w += 2) {
+      c0 = v8fma(v8load(vals + 8 * w), v8select24(b + 16 * w, meta[w]), c0);
+      c1 = v8fma(v8load(vals + 8 * w + 8), v8select24(b + 16 * w + 16, meta[w + 1]), c1);
+    }
+    if (w < words) {
+      c0 = v8fma(v8load(vals + 8 * w), v8select24(b + 16 * w, meta[w]), c0);
+      ++w;
+    }
+    s = v8hsum(v8add(c0, c1));
+    g = 4 * w;
   }
-  for_each_sparse24_entry(
-      vals, meta, k, [&](int64_t col, T v) { acc0 += to_float(v) * to_float(bcol[col * ldb]); }, g);
-  return (acc0 + acc1) + (acc2 + acc3);
+  float acc = 0.f;
+  for_each_entry(vals, meta, k, [&](int64_t col, T v) { acc += to_float(v) * to_float(b[col * ldb]); }, g);
+  return s + acc;
+}
+
+// 2 <= N <= 16: NF full vectors plus one partial of R lanes; the two entries
+// of a group (and, for one vector, two groups) go to separate accumulators.
+template <int N, typename T>
+static void row_small_n(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out) {
+  constexpr int NF = N / kW, R = N % kW, NV = NF + (R ? 1 : 0);
+  constexpr int S = NV == 1 ? 4 : 2;
+  VecF acc[S][NV];
+  for (int s = 0; s < S; ++s)
+    for (int u = 0; u < NV; ++u) acc[s][u] = vzero();
+  auto add = [&](int s, int64_t col, T v) {
+    const VecF vv = vset1(to_float(v));
+    const T* brow = a.b + col * a.ldb;
+    for (int u = 0; u < NF; ++u) acc[s][u] = vfma(vv, vload(brow + u * kW), acc[s][u]);
+    if (R) acc[s][NF] = vfma(vv, vload_partial(brow + NF * kW, R), acc[s][NF]);
+  };
+  const int64_t full = a.k / 4;
+  int64_t g = 0;
+  for (; g + S / 2 <= full; g += S / 2) {
+    for (int h = 0; h < S / 2; ++h) {
+      const int64_t gg = g + h;
+      const unsigned nib = (unsigned(meta[gg >> 2]) >> ((gg & 3) * 4)) & 0xfu;
+      add(2 * h, 4 * gg + (nib & 3u), vals[2 * gg]);
+      add(2 * h + 1, 4 * gg + (nib >> 2), vals[2 * gg + 1]);
+    }
+  }
+  for_each_entry(vals, meta, a.k, [&](int64_t col, T v) { add(0, col, v); }, g);
+  for (int s = 1; s < S; ++s)
+    for (int u = 0; u < NV; ++u) acc[0][u] = vadd(acc[0][u], acc[s][u]);
+  for (int u = 0; u < NF; ++u) vstore(out + u * kW, acc[0][u]);
+  if (R) vstore_partial(out + NF * kW, acc[0][NF], R);
 }
 
 template <int NV, typename T>
-static inline void sparse24_panel(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out,
-                                  int64_t j) {
+static inline void panel(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out, int64_t j) {
   VecF acc[NV];
   for (int u = 0; u < NV; ++u) acc[u] = vzero();
-  for_each_sparse24_entry(vals, meta, a.k, [&](int64_t col, T v) {
+  for_each_entry(vals, meta, a.k, [&](int64_t col, T v) {
     const VecF vv = vset1(to_float(v));
     const T* brow = a.b + col * a.ldb + j;
     for (int u = 0; u < NV; ++u) acc[u] = vfma(vv, vload(brow + u * kW), acc[u]);
@@ -64,20 +127,61 @@ static inline void sparse24_panel(const Sparse24SpmmArgs<T>& a, const T* vals, c
 }
 
 template <typename T>
-void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end) {
-  const int64_t kp = (a.k + 15) / 16 * 16;
-  for (int64_t i = begin; i < end; ++i) {
-    const T* vals = a.values + i * (kp / 2);
-    const uint16_t* meta = a.meta + i * (kp / 16);
-    T* out = a.out + i * a.ldo;
-    int64_t j = 0;
-    for (; j + 4 * kW <= a.n; j += 4 * kW) sparse24_panel<4>(a, vals, meta, out, j);
-    for (; j + kW <= a.n; j += kW) sparse24_panel<1>(a, vals, meta, out, j);
-    for (; j < a.n; ++j) out[j] = from_float<T>(sparse24_row_dot(vals, meta, a.k, a.b + j, a.ldb));
+static void row_wide(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out) {
+  int64_t j = 0;
+  for (; j + 4 * kW <= a.n; j += 4 * kW) panel<4>(a, vals, meta, out, j);
+  for (; j + kW <= a.n; j += kW) panel<1>(a, vals, meta, out, j);
+  if (j < a.n) {
+    const int r = int(a.n - j);
+    VecF acc = vzero();
+    for_each_entry(vals, meta, a.k, [&](int64_t col, T v) {
+      acc = vfma(vset1(to_float(v)), vload_partial(a.b + col * a.ldb + j, r), acc);
+    });
+    vstore_partial(out + j, acc, r);
   }
 }
 
-#define SK_INSTANTIATE(T) template void sparse24_spmm<T>(const Sparse24SpmmArgs<T>&, int64_t, int64_t);
+template <typename T, typename Row>
+static int64_t rows(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, const Row& row) {
+  const int64_t kp = (a.k + 15) / 16 * 16;
+  for (int64_t i = begin; i < end; ++i) {
+    const uint16_t* meta = a.meta + i * (kp / 16);
+    if (!meta_row_ok(meta, kp / 16)) return i;
+    if (i + 2 < a.m) {  // prefetch the values of the row after next (one thread alone is latency bound)
+      const char* nv = reinterpret_cast<const char*>(a.values + (i + 2) * (kp / 2));
+      for (int64_t o = 0; o < (kp / 2) * int64_t(sizeof(T)); o += 64) __builtin_prefetch(nv + o);
+    }
+    row(a.values + i * (kp / 2), meta, a.out + i * a.ldo);
+  }
+  return -1;
+}
+
+}  // namespace
+
+template <typename T>
+void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int64_t* first_bad) {
+  int64_t bad = -1;
+  switch (a.n) {
+    case 1:
+      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) {
+        out[0] = from_float<T>(row_dot(vals, meta, a.k, a.b, a.ldb));
+      });
+      break;
+#define SK_CASE(N)                                                                                          \
+  case N:                                                                                                   \
+    bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) { row_small_n<N>(a, vals, meta, out); }); \
+    break;
+    SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5) SK_CASE(6) SK_CASE(7) SK_CASE(8) SK_CASE(9)
+    SK_CASE(10) SK_CASE(11) SK_CASE(12) SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
+#undef SK_CASE
+    default:
+      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) { row_wide(a, vals, meta, out); });
+      break;
+  }
+  *first_bad = bad;
+}
+
+#define SK_INSTANTIATE(T) template void sparse24_spmm<T>(const Sparse24SpmmArgs<T>&, int64_t, int64_t, int64_t*);
 SK_INSTANTIATE(float)
 SK_INSTANTIATE(half_t)
 SK_INSTANTIATE(bf16_t)

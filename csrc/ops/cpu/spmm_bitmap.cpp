@@ -18,9 +18,16 @@ at::Tensor bitmap_spmm_cpu(const at::Tensor& group_offsets, const at::Tensor& bi
   constexpr const char* op = "sparse::bitmap_spmm";
   const at::Tensor bb = check_spmm_dense_operand(op, values, b);
   const int64_t k = bb.size(0), n = bb.size(1);
-  validate_bitmap(op, group_offsets, bitmaps, values, m, k);
+  // Sizes and the end offsets here; the kernel checks every group's offsets,
+  // count and edge bits before using it, and on a bad one the full validator
+  // raises its message.
+  check_bitmap_header(op, group_offsets, bitmaps, values, m, k);
   at::Tensor out = empty_output({m, n}, bb.options());
-  if (m == 0 || n == 0) return out;
+  auto validate = [&] { validate_bitmap(op, group_offsets, bitmaps, values, m, k); };
+  if (m == 0 || n == 0) {
+    validate();
+    return out;
+  }
   const int64_t group_rows = (m + 63) / 64;
   dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
@@ -33,10 +40,13 @@ at::Tensor bitmap_spmm_cpu(const at::Tensor& group_offsets, const at::Tensor& bi
                                       k,
                                       n,
                                       bb.stride(0),
-                                      out.stride(0)};
-    at::parallel_for(0, group_rows, spmm_row_grain(group_rows, values.numel(), n), [&](int64_t begin, int64_t end) {
-      SK_CPU_CALL(bitmap_spmm, args, begin, end);
-    });
+                                      out.stride(0),
+                                      values.numel()};
+    const int64_t bad = parallel_first_bad(group_rows, spmm_row_grain(group_rows, values.numel(), n),
+                                           [&](int64_t begin, int64_t end, int64_t* first) {
+                                             SK_CPU_CALL(bitmap_spmm, args, begin, end, first);
+                                           });
+    if (bad >= 0) raise_from_validator(op, validate);
   });
   return out;
 }

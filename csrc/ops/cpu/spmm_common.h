@@ -2,6 +2,9 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+
+#include <ATen/Parallel.h>
 
 #include <ATen/ATen.h>
 
@@ -24,6 +27,32 @@ inline at::Tensor check_spmm_dense_operand(const char* op, const at::Tensor& val
 inline int64_t spmm_row_grain(int64_t rows, int64_t nnz, int64_t n) {
   const int64_t per_row = std::max<int64_t>(1, (nnz / std::max<int64_t>(rows, 1)) * std::max<int64_t>(n, 1));
   return std::max<int64_t>(1, 65536 / per_row);
+}
+
+// Runs kernel(begin, end, &first_bad) over [0, n) in parallel chunks of at
+// least `grain` and returns the smallest position any chunk reported (each
+// chunk reports its first bad one, or -1), or -1 when none did.
+template <typename Kernel>
+int64_t parallel_first_bad(int64_t n, int64_t grain, const Kernel& kernel) {
+  std::atomic<int64_t> first{n};
+  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+    int64_t bad = -1;
+    kernel(begin, end, &bad);
+    if (bad < 0) return;
+    int64_t cur = first.load();
+    while (bad < cur && !first.compare_exchange_weak(cur, bad)) {
+    }
+  });
+  const int64_t f = first.load();
+  return f == n ? -1 : f;
+}
+
+// A kernel's fused checks found bad metadata: the full validator, run now,
+// raises the exact message the op gives for that input.
+template <typename Validate>
+[[noreturn]] void raise_from_validator(const char* op, const Validate& validate) {
+  validate();
+  TORCH_CHECK(false, op, ": internal error: the kernel flagged the sparse metadata but the validator accepted it");
 }
 
 }  // namespace sk

@@ -17,9 +17,15 @@ at::Tensor csr_spmm_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, co
   constexpr const char* op = "sparse::csr_spmm";
   const at::Tensor bb = check_spmm_dense_operand(op, values, b);
   const int64_t k = bb.size(0), n = bb.size(1);
-  validate_csr(op, row_ptr, col_idx, values, m, k);
+  // O(1) checks here; the kernel checks every row pointer and column index as
+  // it reads it, and on a bad one the full validator raises its message.
+  check_csr_header(op, row_ptr, col_idx, values, m, k);
   at::Tensor out = empty_output({m, n}, bb.options());
-  if (m == 0 || n == 0) return out;
+  auto validate = [&] { validate_csr(op, row_ptr, col_idx, values, m, k); };
+  if (m == 0 || n == 0) {
+    validate();
+    return out;
+  }
   const int64_t nnz = col_idx.numel();
   dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
@@ -27,10 +33,12 @@ at::Tensor csr_spmm_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, co
       using I = decltype(itag);
       const cpu::CsrSpmmArgs<T, I> args{row_ptr.data_ptr<I>(), col_idx.data_ptr<I>(), data_as<const T>(values),
                                         data_as<const T>(bb),  data_as<T>(out),       m, k, n,
-                                        bb.stride(0),          out.stride(0)};
-      at::parallel_for(0, m, spmm_row_grain(m, nnz, n), [&](int64_t begin, int64_t end) {
-        SK_CPU_CALL(csr_spmm, args, begin, end);
+                                        bb.stride(0),          out.stride(0),         nnz};
+      const int64_t bad = parallel_first_bad(m, spmm_row_grain(m, nnz, n), [&](int64_t begin, int64_t end,
+                                                                                 int64_t* first_bad) {
+        SK_CPU_CALL(csr_spmm, args, begin, end, first_bad);
       });
+      if (bad >= 0) raise_from_validator(op, validate);
     });
   });
   return out;

@@ -16,10 +16,16 @@ at::Tensor sparse24_spmm_cpu(const at::Tensor& values, const at::Tensor& meta, c
   constexpr const char* op = "sparse::sparse24_spmm";
   const at::Tensor bb = check_spmm_dense_operand(op, values, b);
   const int64_t k = bb.size(0), n = bb.size(1);
-  validate_sparse24(op, values, meta, k);
+  // Shapes here; the kernel checks every meta word of a row before using it,
+  // and on a bad one the full validator raises its message.
+  check_sparse24_header(op, values, meta, k);
   const int64_t m = values.size(0);
   at::Tensor out = empty_output({m, n}, bb.options());
-  if (m == 0 || n == 0) return out;
+  auto validate = [&] { validate_sparse24(op, values, meta, k); };
+  if (m == 0 || n == 0) {
+    validate();
+    return out;
+  }
   dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     const cpu::Sparse24SpmmArgs<T> args{data_as<const T>(values),
@@ -32,9 +38,11 @@ at::Tensor sparse24_spmm_cpu(const at::Tensor& values, const at::Tensor& meta, c
                                         bb.stride(0),
                                         out.stride(0)};
     // Each row stores k / 2 elements.
-    at::parallel_for(0, m, spmm_row_grain(m, m * (k / 2), n), [&](int64_t begin, int64_t end) {
-      SK_CPU_CALL(sparse24_spmm, args, begin, end);
-    });
+    const int64_t bad =
+        parallel_first_bad(m, spmm_row_grain(m, m * (k / 2), n), [&](int64_t begin, int64_t end, int64_t* first) {
+          SK_CPU_CALL(sparse24_spmm, args, begin, end, first);
+        });
+    if (bad >= 0) raise_from_validator(op, validate);
   });
   return out;
 }
