@@ -9,26 +9,6 @@
 
 SK_CPU_NAMESPACE_BEGIN
 
-template <typename T>
-static inline float row_dot(const T* a, const T* b, int64_t d) {
-  int64_t j = 0;
-  VecF s0 = vzero();
-  if (d >= 4 * kW) {
-    VecF s1 = vzero(), s2 = vzero(), s3 = vzero();
-    for (; j + 4 * kW <= d; j += 4 * kW) {
-      s0 = vfma(vload(a + j), vload(b + j), s0);
-      s1 = vfma(vload(a + j + kW), vload(b + j + kW), s1);
-      s2 = vfma(vload(a + j + 2 * kW), vload(b + j + 2 * kW), s2);
-      s3 = vfma(vload(a + j + 3 * kW), vload(b + j + 3 * kW), s3);
-    }
-    s0 = vadd(vadd(s0, s1), vadd(s2, s3));
-  }
-  for (; j + kW <= d; j += kW) s0 = vfma(vload(a + j), vload(b + j), s0);
-  float acc = vhsum(s0);
-  for (; j < d; ++j) acc += to_float(a[j]) * to_float(b[j]);
-  return acc;
-}
-
 constexpr int64_t kPrefetchAhead = 4;
 
 template <typename T, typename I>
@@ -42,7 +22,7 @@ void csr_sddmm(const CsrSddmmArgs<T, I>& a, int64_t begin, int64_t end) {
         const char* next = reinterpret_cast<const char*>(a.y + int64_t(a.col_idx[p + kPrefetchAhead]) * a.ldy);
         for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(next + off);
       }
-      a.out[p] = from_float<T>(row_dot(xrow, a.y + int64_t(a.col_idx[p]) * a.ldy, a.d));
+      a.out[p] = from_float<T>(vdot(xrow, a.y + int64_t(a.col_idx[p]) * a.ldy, a.d));
     }
   }
 }

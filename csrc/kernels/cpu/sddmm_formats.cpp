@@ -8,30 +8,6 @@
 
 SK_CPU_NAMESPACE_BEGIN
 
-namespace {
-
-template <typename T>
-static inline float dot_f32(const T* a, const T* b, int64_t d) {
-  int64_t j = 0;
-  VecF s0 = vzero();
-  if (d >= 4 * kW) {
-    VecF s1 = vzero(), s2 = vzero(), s3 = vzero();
-    for (; j + 4 * kW <= d; j += 4 * kW) {
-      s0 = vfma(vload(a + j), vload(b + j), s0);
-      s1 = vfma(vload(a + j + kW), vload(b + j + kW), s1);
-      s2 = vfma(vload(a + j + 2 * kW), vload(b + j + 2 * kW), s2);
-      s3 = vfma(vload(a + j + 3 * kW), vload(b + j + 3 * kW), s3);
-    }
-    s0 = vadd(vadd(s0, s1), vadd(s2, s3));
-  }
-  for (; j + kW <= d; j += kW) s0 = vfma(vload(a + j), vload(b + j), s0);
-  float acc = vhsum(s0);
-  for (; j < d; ++j) acc += to_float(a[j]) * to_float(b[j]);
-  return acc;
-}
-
-}  // namespace
-
 template <typename T, typename I>
 void bsr_sddmm(const BsrSddmmArgs<T, I>& a, int64_t begin, int64_t end) {
   const T zero = from_float<T>(0.f);
@@ -46,7 +22,7 @@ void bsr_sddmm(const BsrSddmmArgs<T, I>& a, int64_t begin, int64_t end) {
         const T* xrow = a.x + (bi * a.r + ii) * a.ldx;
         for (int64_t jj = 0; jj < a.c; ++jj) {
           o[ii * a.c + jj] =
-              ii < rows && jj < cols ? from_float<T>(dot_f32(xrow, a.y + (bj * a.c + jj) * a.ldy, a.d)) : zero;
+              ii < rows && jj < cols ? from_float<T>(vdot(xrow, a.y + (bj * a.c + jj) * a.ldy, a.d)) : zero;
         }
       }
     }
@@ -70,7 +46,7 @@ void bitmap_sddmm(const BitmapSddmmArgs<T>& a, int64_t begin, int64_t end) {
         mask &= mask - 1;
         const T* xrow = a.x + (row0 + (bit >> 3)) * a.ldx;
         const T* yrow = a.y + (col0 + (bit & 7)) * a.ldy;
-        a.out[slot++] = from_float<T>(dot_f32(xrow, yrow, a.d));
+        a.out[slot++] = from_float<T>(vdot(xrow, yrow, a.d));
       }
     }
     for (const int64_t s1 = a.group_offsets[g + 1]; slot < s1; ++slot) a.out[slot] = zero;
@@ -88,8 +64,8 @@ void sparse24_sddmm(const Sparse24SddmmArgs<T>& a, int64_t begin, int64_t end) {
     for (int64_t g = 0; g < kp / 4; ++g) {
       const unsigned nib = (unsigned(meta[g >> 2]) >> ((g & 3) * 4)) & 0xfu;
       const int64_t col0 = 4 * g + (nib & 3u), col1 = 4 * g + (nib >> 2);
-      o[2 * g] = col0 < a.k ? from_float<T>(dot_f32(xrow, a.y + col0 * a.ldy, a.d)) : zero;
-      o[2 * g + 1] = col1 < a.k ? from_float<T>(dot_f32(xrow, a.y + col1 * a.ldy, a.d)) : zero;
+      o[2 * g] = col0 < a.k ? from_float<T>(vdot(xrow, a.y + col0 * a.ldy, a.d)) : zero;
+      o[2 * g + 1] = col1 < a.k ? from_float<T>(vdot(xrow, a.y + col1 * a.ldy, a.d)) : zero;
     }
   }
 }

@@ -431,4 +431,26 @@ static inline Vec8 v8select24(const T* b, unsigned w) {
 }
 #endif
 
+// dot(a[0..d), b[0..d)) in fp32: 4 independent vector accumulators, then single
+// vectors, then a scalar tail (d need not be a multiple of kW). Used by the SDDMM kernels.
+template <typename T>
+static inline float vdot(const T* a, const T* b, int64_t d) {
+  int64_t j = 0;
+  VecF s0 = vzero();
+  if (d >= 4 * kW) {
+    VecF s1 = vzero(), s2 = vzero(), s3 = vzero();
+    for (; j + 4 * kW <= d; j += 4 * kW) {
+      s0 = vfma(vload(a + j), vload(b + j), s0);
+      s1 = vfma(vload(a + j + kW), vload(b + j + kW), s1);
+      s2 = vfma(vload(a + j + 2 * kW), vload(b + j + 2 * kW), s2);
+      s3 = vfma(vload(a + j + 3 * kW), vload(b + j + 3 * kW), s3);
+    }
+    s0 = vadd(vadd(s0, s1), vadd(s2, s3));
+  }
+  for (; j + kW <= d; j += kW) s0 = vfma(vload(a + j), vload(b + j), s0);
+  float acc = vhsum(s0);
+  for (; j < d; ++j) acc += to_float(a[j]) * to_float(b[j]);
+  return acc;
+}
+
 SK_CPU_NAMESPACE_END
