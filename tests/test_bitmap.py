@@ -124,6 +124,47 @@ def test_bitmap_spmm_wide_n(isa, spmm_device, n):
     assert_matches_reference(out, a.double().cpu() @ b.double().cpu(), torch.float32)
 
 
+@pytest.mark.parametrize("n", [2, 8, 9, 12])
+def test_bitmap_spmm_path_boundaries(isa, spmm_device, n):
+    """n at the edges of the kernel's paths (expansion up to 8, register decode up to 16), odd m and k."""
+    a = random_sparse(97, 131, 0.4, device=spmm_device, empty_rows=(0, 64))
+    b = random_dense(131, n, device=spmm_device, seed=n)
+    out = torch.ops.sparse.bitmap_spmm(*packed_on(a, spmm_device), b, 97)
+    assert_matches_reference(out, a.double().cpu() @ b.double().cpu(), torch.float32)
+
+
+@pytest.mark.parametrize("n", [1, 3, 12, 20])
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_bitmap_spmm_non_finite_b_only_reaches_rows_that_store_it(isa, spmm_device, n, bad):
+    """Only stored entries multiply b: a non-finite b[c, :] reaches exactly the rows that store column c
+    (a kernel that multiplied the zeros of a tile or a padding slot by b would put NaN in other rows)."""
+    a = random_sparse(70, 90, 0.5, device=spmm_device)
+    a[:, 13] = 0
+    a[[4, 40, 69], 13] = 1.5  # column 13 stored by three rows only
+    b = random_dense(90, n, device=spmm_device)
+    b[13, 0] = bad
+    out = torch.ops.sparse.bitmap_spmm(*packed_on(a, spmm_device), b, 70).cpu()
+    hit = torch.zeros(70, dtype=torch.bool)
+    hit[[4, 40, 69]] = True
+    assert not out[hit, 0].isfinite().any()
+    assert out[~hit].isfinite().all(), "a non-finite b value reached a row that does not store its column"
+    b_ok = b.clone()
+    b_ok[13, 0] = 0.0
+    ref = a.double().cpu() @ b_ok.double().cpu()
+    assert_matches_reference(out[~hit], ref[~hit], torch.float32)
+    if n > 1:
+        assert_matches_reference(out[:, 1:], ref[:, 1:], torch.float32)
+
+
+@pytest.mark.parametrize("n", [1, 4, 12])
+def test_bitmap_spmm_strided_b_small_n(isa, n):
+    """Row stride > n on the small-n paths (the expansion copies b; the register decode scales columns by it)."""
+    a = random_sparse(70, 90, 0.3)
+    bw = random_dense(90, 50)[:, 5 : 5 + n]
+    out = torch.ops.sparse.bitmap_spmm(*pack(a), bw, 70)
+    assert_matches_reference(out, a.double() @ bw.double(), torch.float32)
+
+
 def test_bitmap_spmm_strided_b(isa):
     a = random_sparse(70, 90, 0.3)
     bt = random_dense(33, 90).T                 # [90, 33], column-major: copied to contiguous rows

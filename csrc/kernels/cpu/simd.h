@@ -309,6 +309,12 @@ static inline VecF vgather(const T* base, const I* idx) {
 //                      (values p[0 .. popcount(byte)) consumed in lane order),
 //                      else 0; reads only p[0 .. popcount(byte))
 //   v8expand_full(p, byte)  the same, but may read p[0 .. 8) (all readable)
+//   v8store_set_positions(out, byte, base, scale)  out[0..8) = (base + the
+//                      positions of byte's set bits, lowest first) * scale,
+//                      then unspecified; the caller keeps (base + 7) * scale
+//                      below 2^31
+//   v8hsum8(r)         lane i = sum of the lanes of r[i], for r[0..8)
+//   v8loadf/v8storef   8 floats, unaligned
 //   v8select24(b, w)   lane l = b[4 * (l / 2) + ((w >> 2l) & 3)] for the 16
 //                      values b[0..16) and a 2:4 metadata word w
 // ---------------------------------------------------------------------------
@@ -344,34 +350,73 @@ static inline Vec8 v8load_partial(const T* p, int n) {
   for (int i = 0; i < n; ++i) tmp[i] = p[i];
   return v8load(tmp);
 }
-// For each byte, the source lane of each output lane. Unselected lanes take
-// lane 7 (0 after the partial load of v8expand unless all 8 lanes are
-// selected) with the sign bit set: permutevar8x32 reads only the low 3 bits,
-// and v8expand_full blends the lanes with the sign bit to 0.
+// For each byte, the source lane of each output lane (idx; unselected lanes
+// take lane 7, which is 0 after the partial load of v8expand unless all 8
+// lanes are selected) and the lanes to keep (keep: all ones where the byte's
+// bit is set). One 64-byte line per byte, so an expansion touches one line.
+struct alignas(64) ExpandEntry {
+  int32_t idx[8];
+  int32_t keep[8];
+};
 struct ExpandTable {
-  int32_t idx[256][8];
+  ExpandEntry e[256];
 };
 static constexpr ExpandTable make_expand_table() {
-  ExpandTable e{};
+  ExpandTable t{};
   for (int byte = 0; byte < 256; ++byte) {
     int next = 0;
-    for (int l = 0; l < 8; ++l) e.idx[byte][l] = (byte >> l) & 1 ? next++ : int32_t(0x80000007u);
+    for (int l = 0; l < 8; ++l) {
+      const bool set = (byte >> l) & 1;
+      t.e[byte].idx[l] = set ? next++ : 7;
+      t.e[byte].keep[l] = set ? -1 : 0;
+    }
   }
-  return e;
+  return t;
 }
 static constexpr ExpandTable kExpandTable = make_expand_table();
 template <typename T>
 static inline Vec8 v8expand(const T* p, unsigned byte) {
   const Vec8 packed = v8load_partial(p, __builtin_popcount(byte));
-  const __m256i perm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kExpandTable.idx[byte]));
+  const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kExpandTable.e[byte].idx));
   return {_mm256_permutevar8x32_ps(packed.v, perm)};
 }
 template <typename T>
 static inline Vec8 v8expand_full(const T* p, unsigned byte) {
-  const __m256i perm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kExpandTable.idx[byte]));
-  return {_mm256_blendv_ps(_mm256_permutevar8x32_ps(v8load(p).v, perm), _mm256_setzero_ps(),
-                           _mm256_castsi256_ps(perm))};
+  const ExpandEntry& e = kExpandTable.e[byte];
+  const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(e.idx));
+  return {_mm256_and_ps(_mm256_permutevar8x32_ps(v8load(p).v, perm),
+                        _mm256_load_ps(reinterpret_cast<const float*>(e.keep)))};
 }
+// Positions of each byte's set bits, lowest first, one per byte of the entry
+// (bytes past the popcount are 0).
+struct SetPositionTable {
+  uint64_t pos[256];
+};
+static constexpr SetPositionTable make_set_position_table() {
+  SetPositionTable t{};
+  for (int byte = 0; byte < 256; ++byte) {
+    int next = 0;
+    for (int l = 0; l < 8; ++l)
+      if ((byte >> l) & 1) t.pos[byte] |= uint64_t(l) << (8 * next++);
+  }
+  return t;
+}
+static constexpr SetPositionTable kSetPositions = make_set_position_table();
+static inline void v8store_set_positions(int32_t* out, unsigned byte, int32_t base, int32_t scale) {
+  const __m256i pos = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(kSetPositions.pos[byte])));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                      _mm256_mullo_epi32(_mm256_add_epi32(pos, _mm256_set1_epi32(base)), _mm256_set1_epi32(scale)));
+}
+// Lane i = the sum of the 8 lanes of r[i] (8 horizontal sums at once).
+static inline Vec8 v8hsum8(const Vec8* r) {
+  const __m256 a01 = _mm256_hadd_ps(r[0].v, r[1].v), a23 = _mm256_hadd_ps(r[2].v, r[3].v);
+  const __m256 a45 = _mm256_hadd_ps(r[4].v, r[5].v), a67 = _mm256_hadd_ps(r[6].v, r[7].v);
+  // b0 = [r0..r3 lanes 0-3 | r0..r3 lanes 4-7], b1 the same for r4..r7
+  const __m256 b0 = _mm256_hadd_ps(a01, a23), b1 = _mm256_hadd_ps(a45, a67);
+  return {_mm256_add_ps(_mm256_permute2f128_ps(b0, b1, 0x20), _mm256_permute2f128_ps(b0, b1, 0x31))};
+}
+static inline Vec8 v8loadf(const float* p) { return {_mm256_loadu_ps(p)}; }
+static inline void v8storef(float* p, Vec8 a) { _mm256_storeu_ps(p, a.v); }
 template <typename T>
 static inline Vec8 v8select24(const T* b, unsigned w) {
   const __m256i sh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
@@ -422,6 +467,25 @@ static inline Vec8 v8expand(const T* p, unsigned byte) {
 template <typename T>
 static inline Vec8 v8expand_full(const T* p, unsigned byte) {
   return v8expand(p, byte);
+}
+static inline void v8store_set_positions(int32_t* out, unsigned byte, int32_t base, int32_t scale) {
+  int next = 0;
+  for (int l = 0; l < 8; ++l)
+    if ((byte >> l) & 1) out[next++] = (base + l) * scale;
+  for (; next < 8; ++next) out[next] = base * scale;
+}
+static inline Vec8 v8hsum8(const Vec8* r) {
+  Vec8 s;
+  for (int i = 0; i < 8; ++i) s.v[i] = v8hsum(r[i]);
+  return s;
+}
+static inline Vec8 v8loadf(const float* p) {
+  Vec8 r;
+  for (int i = 0; i < 8; ++i) r.v[i] = p[i];
+  return r;
+}
+static inline void v8storef(float* p, Vec8 a) {
+  for (int i = 0; i < 8; ++i) p[i] = a.v[i];
 }
 template <typename T>
 static inline Vec8 v8select24(const T* b, unsigned w) {

@@ -5,23 +5,32 @@
 // Work unit: one group row (64 output rows) and up to 256 columns of out,
 // accumulated in fp32 scratch while the row's groups are visited left to
 // right, so each group's masks and values (<= 16 KiB) and b's 64 rows for it
-// stay in cache while all 64 rows use them. Inside a group, a row's 8 mask bytes give its columns (ctz)
-// and the popcounts of the mask bits before them give its values' positions.
-//   n == 1, contiguous b: tile by tile, each row byte of a tile's mask
-//           expands the row's packed values into 8 lanes (v8expand: a
-//           permutation from a 256-entry table), one FMA against the 8 b
-//           values of the tile's columns; the 8 rows of a tile row stay in
-//           registers across its 8 tiles. Values are read contiguously.
-//   n == 1, strided b: sparse dot products straight from the masks.
-//   n >  1: the group is decoded once into (column, value) lists per row, then
-//           b's rows are streamed in panels of up to 4 vectors held in
-//           registers (as in the CSR kernel).
+// stay in cache while all 64 rows use them. Two ways to multiply a group:
+//   expansion (n <= 8): each row byte of a tile mask expands the row's packed
+//           values into 8 lanes (v8expand: a 256-entry table of lane
+//           permutations and lane masks), then one FMA per output column
+//           against the 8 values of that column of b for the tile's columns,
+//           read from a transposed fp32 copy of b (built once per call in a
+//           thread-local buffer, zero past k). Dense arithmetic inside a
+//           tile, but no per-element decode. n == 1 keeps the 8 rows of a
+//           tile row in registers across its 8 tiles; n >= 2 keeps a row's n
+//           columns in registers across its 8 tiles.
+//   decode (otherwise): the group is decoded into per-row (column, value)
+//           lists with table lookups (no loop over bits), then b's rows are
+//           streamed: n <= 16 in registers with 4 accumulator sets over rows
+//           padded to a multiple of 4 entries, n > 16 in panels of 4 vectors.
+// Both multiply only stored values by b, except that the expansion and the
+// row padding multiply zeros by b's finite values: a b with a NaN or infinity
+// takes the decode path without padding, so a product is never polluted by
+// a column the row does not store.
 //
 // The metadata checks are fused (docs/design.md, Validation): before a group
 // is used, 0 <= group_offsets[g] <= group_offsets[g+1] <= len(values), the
 // count equals its masks' popcount rounded up to 8, and edge groups have no
 // bit outside m x k. A bad group stops the chunk and its group row is reported
-// through *first_bad. The scratch is thread-local (no allocation per call).
+// through *first_bad. Scratch is thread-local and reused across calls.
+#include <cstdlib>
+
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/simd.h"
 
@@ -34,49 +43,46 @@ constexpr int kTilesPerGroup = 64;  // 4 x 4 fragments x 4 tiles
 // Columns of out per pass over a group row: bounds the fp32 scratch to 64 KiB
 // (a pass re-decodes the groups, negligible against 256 columns of work).
 constexpr int64_t kColumnChunk = 256;
-
-static inline int popcount64(uint64_t x) { return __builtin_popcountll(x); }
-static inline int ctz64(uint64_t x) { return __builtin_ctzll(x); }
-
-// One row of one group, ready to iterate: w has a bit per stored column (0..63
-// inside the group); the i-th set bit of w (column c) has its value at
-// vals[base[c / 8] + i]. The row's 8 mask bytes (one per 8-column tile:
-// fragment column fc = j / 2, tile column qc = j % 2) are joined into w, so the
-// set-bit loop runs once per (row, group) rather than once per tile; base[j] is
-// byte j's first value (tile start + set bits of the rows above it) minus the
-// set bits of w before byte j.
-struct GroupRow {
-  uint64_t w;
-  int base[8];
-};
-
-static inline GroupRow group_row(const uint64_t* masks, const uint16_t* starts, int lr) {
-  const int fr = lr >> 4;          // fragment row
-  const int qr = (lr >> 3) & 1;    // tile row inside the fragment: q = qr + 2 * qc
-  const int shift = (lr & 7) * 8;  // the row's byte inside each tile mask
-  const uint64_t below = (uint64_t(1) << shift) - 1;  // mask bits of the rows above it
-  GroupRow gr;
-  gr.w = 0;
-  int before = 0;
-  for (int j = 0; j < 8; ++j) {
-    const int t = (fr * 4 + (j >> 1)) * 4 + qr + 2 * (j & 1);
-    const uint64_t mask = masks[t];
-    const uint64_t byte = (mask >> shift) & 0xffu;
-    gr.w |= byte << (8 * j);
-    gr.base[j] = int(starts[t]) + popcount64(mask & below) - before;
-    before += popcount64(byte);
-  }
-  return gr;
-}
+// Decoded rows are padded to a multiple of this many entries.
+constexpr int kRowPad = 4;
+// The expansion is used for n <= kExpandMaxN (b finite). Its cost does not
+// fall with density, but neither does most of the decode's (a table lookup
+// per row and tile): on AVX2 the expansion executes fewer instructions up to
+// n = 8 even at 95 % sparsity, the decode fewer at n = 16 (docs/performance.md).
+constexpr int kExpandMaxN = 8;
 
 // Scratch of one kernel call (one thread), allocated once (~100 KiB).
 struct Scratch {
   uint16_t starts[kTilesPerGroup];     // tile starts of the current group
   float acc[kGroup * kColumnChunk];    // fp32 accumulators of the group row, rows nc long
-  // n > 1: the current group decoded row by row (CSR inside the group)
+  // decode: the current group row by row (CSR inside the group)
   int row_begin[kGroup + 1];
-  int cols[kGroup * kGroup];           // 0..63
-  float vals[kGroup * kGroup];
+  int32_t cols[kGroup * (kGroup + kRowPad) + 8];  // columns (times a scale; 8 slack: stored 8 at a time)
+  float vals[kGroup * (kGroup + kRowPad) + 8];
+};
+
+static inline int popcount64(uint64_t x) { return __builtin_popcountll(x); }
+
+// Tile j (0..7, left to right) of a row of tiles, relative to the row's first
+// tile t = fr * 16 + qr: fragment column j / 2, tile column j % 2, so
+// t + (j / 2) * 4 + (j % 2) * 2 (tile order in docs/formats.md).
+constexpr int kTileOffset[8] = {0, 2, 4, 6, 8, 10, 12, 14};
+
+// A growable fp32 buffer (b^T for the expansion), freed with its thread.
+struct FloatBuffer {
+  float* data = nullptr;
+  int64_t size = 0;
+  ~FloatBuffer() { std::free(data); }
+  // false when the allocation fails (the caller then uses the decode path)
+  bool reserve(int64_t n) {
+    if (n <= size) return true;
+    float* p = static_cast<float*>(std::aligned_alloc(64, size_t((n + 15) / 16 * 16) * sizeof(float)));
+    if (p == nullptr) return false;
+    std::free(data);
+    data = p;
+    size = n;
+    return true;
+  }
 };
 
 // acc[lr, :] += row lr of the current group @ b[col0 .. col0 + 63, j0 .. j0 + nc),
@@ -167,11 +173,15 @@ static inline bool group_ok(const BitmapSpmmArgs<T>& a, int64_t g, const uint64_
   return true;
 }
 
-// n == 1 with b contiguous: acc[lr] (lr < 64) += row lr of the group @
-// b[col0 .. col0 + cols), tile by tile with 8-lane expansions.
-template <typename T>
-static inline void group_dot_expand(const uint64_t* masks, const uint16_t* starts, const T* vals, int count,
-                                    const T* b, int64_t cols, float* acc) {
+// n == 1, expansion: acc[lr] (lr < 64) += row lr of the group @ bt[0..64)
+// (b's column in fp32, offset to the group's first column, zero past k), tile
+// by tile: the 8 rows of a tile row stay in registers across its 8 tiles.
+// kSafe: 8 values may be read from any row start of the group (true for every
+// group but the last ones of the values array), so each row is one unmasked
+// load.
+template <bool kSafe, typename T>
+static inline void group_dot_expand(const uint64_t* masks, const uint16_t* starts, const T* vals, const float* bt,
+                                    float* acc) {
   for (int fr = 0; fr < 4; ++fr) {
     for (int qr = 0; qr < 2; ++qr) {
       Vec8 r[8];
@@ -181,32 +191,93 @@ static inline void group_dot_expand(const uint64_t* masks, const uint16_t* start
           const int t = (fr * 4 + fc) * 4 + qr + 2 * qc;
           const uint64_t mask = masks[t];
           if (mask == 0) continue;
-          const int c0 = fc * 16 + qc * 8;
-          const Vec8 bv = c0 + 8 <= cols ? v8load(b + c0) : v8load_partial(b + c0, int(cols - c0));
-          const int s = starts[t];
-          // Row i's values start after the set bits of the rows above it
-          // (independent popcounts, no serial chain).
-          if (s + 64 <= count) {
-            // every row's 8-value window lies inside the group's values
-            for (int i = 0; i < 8; ++i) {
-              const unsigned byte = unsigned(mask >> (8 * i)) & 0xffu;
-              const int pos = s + (i ? __builtin_popcountll(mask & ((uint64_t(1) << (8 * i)) - 1)) : 0);
-              r[i] = v8fma(v8expand_full(vals + pos, byte), bv, r[i]);
-            }
-          } else {
-            for (int i = 0; i < 8; ++i) {
-              const unsigned byte = unsigned(mask >> (8 * i)) & 0xffu;
-              const int pos = s + (i ? __builtin_popcountll(mask & ((uint64_t(1) << (8 * i)) - 1)) : 0);
-              r[i] = v8fma(pos + 8 <= count ? v8expand_full(vals + pos, byte) : v8expand(vals + pos, byte), bv,
-                           r[i]);
-            }
+          const Vec8 bv = v8loadf(bt + fc * 16 + qc * 8);
+          const T* v = vals + starts[t];
+          // mask byte i is row i; its values follow those of row i - 1
+          const unsigned char* bytes = reinterpret_cast<const unsigned char*>(masks + t);
+          for (int i = 0; i < 8; ++i) {
+            const unsigned byte = bytes[i];
+            r[i] = v8fma(kSafe ? v8expand_full(v, byte) : v8expand(v, byte), bv, r[i]);
+            v += __builtin_popcount(byte);
           }
         }
       }
       float* out = acc + fr * 16 + qr * 8;
-      for (int i = 0; i < 8; ++i) out[i] += v8hsum(r[i]);
+      v8storef(out, v8add(v8loadf(out), v8hsum8(r)));
     }
   }
+}
+
+// 2 <= N <= 8, expansion: acc[lr, 0..N) += row lr of the group @ b[col0 ..
+// col0 + 64, 0..N), with bt = b in 8-row blocks transposed (see transpose_b)
+// offset to the group's first block. Row by row, the row's 8 tile bytes expand
+// its values and each of the N columns takes one FMA per tile, in registers.
+template <int N, bool kSafe, typename T>
+static inline void group_expand_n(const uint64_t* masks, const uint16_t* starts, const T* vals, const float* bt,
+                                  int rows, float* acc) {
+  static_assert(N >= 2 && N <= 8, "one register per column");
+  for (int lr = 0; lr < rows; ++lr) {
+    // the row's 8 tiles, left to right, are mrow[kTileOffset[j]]
+    const uint64_t* mrow = masks + (lr >> 4) * 16 + ((lr >> 3) & 1);
+    const uint16_t* srow = starts + (lr >> 4) * 16 + ((lr >> 3) & 1);
+    const int shift = (lr & 7) * 8;
+    const uint64_t below = (uint64_t(1) << shift) - 1;  // mask bits of the rows above it
+    Vec8 r[8];
+    for (int c = 0; c < 8; ++c) r[c] = v8zero();
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      const uint64_t mask = mrow[kTileOffset[j]];
+      const unsigned byte = unsigned(mask >> shift) & 0xffu;
+      const T* v = vals + srow[kTileOffset[j]] + __builtin_popcountll(mask & below);
+      const Vec8 e = kSafe ? v8expand_full(v, byte) : v8expand(v, byte);
+      const float* blk = bt + j * 8 * N;  // the tile's 8 rows of b, column by column
+      for (int c = 0; c < N; ++c) r[c] = v8fma(e, v8loadf(blk + c * 8), r[c]);
+    }
+    float sums[8];
+    v8storef(sums, v8hsum8(r));
+    for (int c = 0; c < N; ++c) acc[lr * N + c] += sums[c];
+  }
+}
+
+// Decodes a group into per-row lists (CSR inside the group): row lr's entries
+// are sc.cols/sc.vals[row_begin[lr] .. row_begin[lr + 1]), columns 0..63 in
+// increasing order times `scale` (1, or b's row stride so that the FMA loop
+// adds them to a pointer as they are), values widened to fp32. Per (row, tile): the row byte's
+// set-bit positions from a table and the 8 values from the row's start are
+// stored whole, and the write position advances by the byte's popcount (no
+// loop over bits). kSafe as for group_dot_expand; kPad: pad each row to a
+// multiple of kRowPad entries with zero values (b must be finite).
+template <bool kSafe, bool kPad, typename T>
+static inline void decode_group(const uint64_t* masks, const uint16_t* starts, const T* vals, int rows,
+                                int32_t scale, Scratch& sc) {
+  int p = 0;
+  for (int lr = 0; lr < rows; ++lr) {
+    sc.row_begin[lr] = p;
+    const uint64_t* mrow = masks + (lr >> 4) * 16 + ((lr >> 3) & 1);  // as in group_expand_n
+    const uint16_t* srow = starts + (lr >> 4) * 16 + ((lr >> 3) & 1);
+    const int shift = (lr & 7) * 8;
+    const uint64_t below = (uint64_t(1) << shift) - 1;  // mask bits of the rows above it
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {  // the row's 8 tiles, left to right
+      const uint64_t mask = mrow[kTileOffset[j]];
+      const unsigned byte = unsigned(mask >> shift) & 0xffu;
+      const int cnt = __builtin_popcount(byte);
+      const T* v = vals + srow[kTileOffset[j]] + __builtin_popcountll(mask & below);
+      v8store_set_positions(sc.cols + p, byte, 8 * j, scale);
+      v8storef(sc.vals + p, kSafe ? v8load(v) : v8load_partial(v, cnt));
+      p += cnt;
+    }
+    if (!kPad) continue;
+    // pad the row to a multiple of kRowPad with zero products on the row's
+    // first column (b finite), so the FMA loop has no tail
+    const int32_t pad_col = sc.cols[sc.row_begin[lr]];
+    for (int i = 0; i < kRowPad; ++i) {
+      sc.cols[p + i] = pad_col;
+      sc.vals[p + i] = 0.f;
+    }
+    p = (p + kRowPad - 1) / kRowPad * kRowPad;
+  }
+  sc.row_begin[rows] = p;
 }
 
 // 1 <= N <= 16 columns: acc[lr, 0..N) += row lr of the decoded group @ b's
@@ -214,7 +285,7 @@ static inline void group_dot_expand(const uint64_t* masks, const uint16_t* start
 template <int N, typename T>
 static void group_times_b_small(const BitmapSpmmArgs<T>& a, Scratch& sc, int rows, int64_t col0) {
   constexpr int NF = N / kW, R = N % kW, NV = NF + (R ? 1 : 0);
-  constexpr int S = NV == 1 ? 2 : 1;
+  constexpr int S = NV <= 2 ? 4 : 1;  // independent accumulator sets: the FMAs of a row do not wait on each other
   const T* b = a.b + col0 * a.ldb;
   for (int lr = 0; lr < rows; ++lr) {
     const int p0 = sc.row_begin[lr], p1 = sc.row_begin[lr + 1];
@@ -226,19 +297,14 @@ static void group_times_b_small(const BitmapSpmmArgs<T>& a, Scratch& sc, int row
     for (int s = 1; s < S; ++s)
       for (int u = 0; u < NV; ++u) c[s][u] = vzero();
     int p = p0;
-    for (; p + S <= p1; p += S) {
+    static_assert(kRowPad % S == 0, "rows are padded to whole accumulator sets");
+    for (; p < p1; p += S) {
       for (int s = 0; s < S; ++s) {
         const VecF v = vset1(sc.vals[p + s]);
-        const T* brow = b + sc.cols[p + s] * a.ldb;
+        const T* brow = b + sc.cols[p + s];  // premultiplied by ldb
         for (int u = 0; u < NF; ++u) c[s][u] = vfma(v, vload(brow + u * kW), c[s][u]);
         if (R) c[s][NF] = vfma(v, vload_partial(brow + NF * kW, R), c[s][NF]);
       }
-    }
-    for (; p < p1; ++p) {
-      const VecF v = vset1(sc.vals[p]);
-      const T* brow = b + sc.cols[p] * a.ldb;
-      for (int u = 0; u < NF; ++u) c[0][u] = vfma(v, vload(brow + u * kW), c[0][u]);
-      if (R) c[0][NF] = vfma(v, vload_partial(brow + NF * kW, R), c[0][NF]);
     }
     for (int s = 1; s < S; ++s)
       for (int u = 0; u < NV; ++u) c[0][u] = vadd(c[0][u], c[s][u]);
@@ -247,10 +313,36 @@ static void group_times_b_small(const BitmapSpmmArgs<T>& a, Scratch& sc, int row
   }
 }
 
+// How a call multiplies its groups (the same for every group of the call).
+enum class Mode { kExpand, kDecodeSmall, kDecodeGeneral };
+
+struct Plan {
+  Mode mode;
+  const float* bt;  // kExpand: b in 8-row blocks transposed (transpose_b)
+  int32_t scale;    // decode: column multiplier (b's row stride for kDecodeSmall, else 1)
+};
+
+// Prefetches group g's masks and values (g < number of groups): a group's
+// values are read row by row across its tiles, an order the hardware
+// prefetchers do not follow, so the next group is fetched while this one is
+// multiplied. Offsets that the fused check would reject are skipped.
+template <typename T>
+static inline void prefetch_group(const BitmapSpmmArgs<T>& a, int64_t g) {
+  const int64_t o0 = a.group_offsets[g], o1 = a.group_offsets[g + 1];
+  if (!(0 <= o0 && o0 <= o1 && o1 <= a.nvalues)) return;
+  const char* p = reinterpret_cast<const char*>(a.values + o0);
+  const char* e = reinterpret_cast<const char*>(a.values + o1);
+  for (; p < e; p += 64) __builtin_prefetch(p);
+  const char* m = reinterpret_cast<const char*>(a.bitmaps + g * kTilesPerGroup);
+  for (int i = 0; i < kTilesPerGroup * 8; i += 64) __builtin_prefetch(m + i);
+}
+
 // Output rows of group row gi, columns [j0, j0 + nc).
 template <typename T>
-static bool group_row_spmm(const BitmapSpmmArgs<T>& a, Scratch& sc, int64_t gi, int64_t j0, int64_t nc) {
+static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch& sc, int64_t gi, int64_t j0,
+                           int64_t nc) {
   const int64_t gk = (a.k + kGroup - 1) / kGroup;
+  const int64_t groups = (a.m + kGroup - 1) / kGroup * gk;
   const int64_t r0 = gi * kGroup;
   const int rows = int(a.m - r0 < kGroup ? a.m - r0 : kGroup);
   for (int64_t p = 0; p < rows * nc; ++p) sc.acc[p] = 0.f;
@@ -259,59 +351,56 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, Scratch& sc, int64_t gi, 
     const uint64_t* masks = a.bitmaps + g * kTilesPerGroup;
     const int64_t col0 = gj * kGroup;
     const int64_t cols = a.k - col0 < kGroup ? a.k - col0 : kGroup;
+    if (g + 1 < groups) prefetch_group(a, g + 1);
     const int bits = tile_starts(masks, sc.starts);
     if (!group_ok(a, g, masks, bits, rows, cols)) return false;
     if (bits == 0) continue;  // empty group
     const T* vals = a.values + a.group_offsets[g];
-    if (a.n == 1 && a.ldb == 1) {
-      group_dot_expand(masks, sc.starts, vals, (bits + 7) / 8 * 8, a.b + col0, cols, sc.acc);
-    } else if (a.n == 1) {
-      // Dot products straight from the masks, two accumulators per row.
-      const T* b = a.b + col0 * a.ldb;
-      for (int lr = 0; lr < rows; ++lr) {
-        GroupRow gr = group_row(masks, sc.starts, lr);
-        float s0 = 0.f, s1 = 0.f;
-        int i = 0;
-        while (gr.w != 0) {
-          int c = ctz64(gr.w);
-          gr.w &= gr.w - 1;
-          s0 += to_float(vals[gr.base[c >> 3] + i]) * to_float(b[c * a.ldb]);
-          ++i;
-          if (gr.w == 0) break;
-          c = ctz64(gr.w);
-          gr.w &= gr.w - 1;
-          s1 += to_float(vals[gr.base[c >> 3] + i]) * to_float(b[c * a.ldb]);
-          ++i;
-        }
-        sc.acc[lr] += s0 + s1;
+    // 8 values readable from the group's last value on: every row start is safe
+    const bool safe = a.group_offsets[g + 1] + 8 <= a.nvalues;
+    if (plan.mode == Mode::kExpand) {
+      const float* bt = plan.bt + col0 * a.n;  // block col0 / 8, n * 8 floats per block
+      if (a.n == 1) {
+        if (safe)
+          group_dot_expand<true>(masks, sc.starts, vals, bt, sc.acc);
+        else
+          group_dot_expand<false>(masks, sc.starts, vals, bt, sc.acc);
+        continue;
       }
-    } else {
-      // Decode the group once, then stream b's 64 rows of this group per panel.
-      int p = 0;
-      for (int lr = 0; lr < rows; ++lr) {
-        sc.row_begin[lr] = p;
-        GroupRow gr = group_row(masks, sc.starts, lr);
-        for (int i = 0; gr.w != 0; ++i) {
-          const int c = ctz64(gr.w);
-          gr.w &= gr.w - 1;
-          sc.cols[p] = c;
-          sc.vals[p] = to_float(vals[gr.base[c >> 3] + i]);
-          ++p;
-        }
+      switch (a.n) {
+#define SK_CASE(N)                                                                    \
+  case N:                                                                             \
+    if (safe)                                                                         \
+      group_expand_n<N, true>(masks, sc.starts, vals, bt, rows, sc.acc);  \
+    else                                                                              \
+      group_expand_n<N, false>(masks, sc.starts, vals, bt, rows, sc.acc); \
+    break;
+        SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5) SK_CASE(6) SK_CASE(7) SK_CASE(8)
+#undef SK_CASE
+        default: break;
       }
-      sc.row_begin[rows] = p;
-      if (nc == a.n && a.n <= 16) {
-        switch (a.n) {
+      continue;
+    }
+    // Decode the group once, then stream b's 64 rows of this group per panel.
+    if (plan.mode == Mode::kDecodeSmall) {
+      if (safe)
+        decode_group<true, true>(masks, sc.starts, vals, rows, plan.scale, sc);
+      else
+        decode_group<false, true>(masks, sc.starts, vals, rows, plan.scale, sc);
+      switch (a.n) {
 #define SK_CASE(N) \
   case N: group_times_b_small<N>(a, sc, rows, col0); break;
-          SK_CASE(1) SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5) SK_CASE(6) SK_CASE(7) SK_CASE(8)
-          SK_CASE(9) SK_CASE(10) SK_CASE(11) SK_CASE(12) SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
+        SK_CASE(1) SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5) SK_CASE(6) SK_CASE(7) SK_CASE(8)
+        SK_CASE(9) SK_CASE(10) SK_CASE(11) SK_CASE(12) SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
 #undef SK_CASE
-          default: break;
-        }
-      } else {
-        group_times_b(a, sc, rows, col0, j0, nc);
+        default: break;
       }
+    } else {
+      if (safe)
+        decode_group<true, false>(masks, sc.starts, vals, rows, 1, sc);
+      else
+        decode_group<false, false>(masks, sc.starts, vals, rows, 1, sc);
+      group_times_b(a, sc, rows, col0, j0, nc);
     }
   }
   for (int lr = 0; lr < rows; ++lr) {
@@ -324,9 +413,49 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, Scratch& sc, int64_t gi, 
   return true;
 }
 
+// Writes b (k x n) in fp32 to bt as blocks of 8 rows, each block transposed:
+// bt[(c / 8) * n * 8 + j * 8 + c % 8] = b[c, j], zero for k <= c < kpad, so a
+// tile's 8 values of each column are one contiguous vector and a tile's n
+// vectors are adjacent. Returns whether every element of b is finite.
+template <typename T>
+static bool transpose_b(const BitmapSpmmArgs<T>& a, float* bt, int64_t kpad) {
+  const int64_t n = a.n;
+  float bad = 0.f;  // x - x is 0 for finite x, NaN otherwise
+  for (int64_t c = 0; c < kpad; ++c) {
+    float* dst = bt + (c / 8) * n * 8 + c % 8;
+    if (c < a.k) {
+      const T* src = a.b + c * a.ldb;
+      for (int64_t j = 0; j < n; ++j) {
+        const float x = to_float(src[j]);
+        dst[j * 8] = x;
+        bad += x - x;
+      }
+    } else {
+      for (int64_t j = 0; j < n; ++j) dst[j * 8] = 0.f;
+    }
+  }
+  return bad == 0.f;
+}
+
+// Whether every element of b is finite.
+template <typename T>
+static bool b_finite(const BitmapSpmmArgs<T>& a) {
+  float bad = 0.f;
+  for (int64_t c = 0; c < a.k; ++c)
+    for (int64_t j = 0; j < a.n; ++j) {
+      const float x = to_float(a.b[c * a.ldb + j]);
+      bad += x - x;
+    }
+  return bad == 0.f;
+}
+
 __attribute__((noinline)) static Scratch& thread_scratch() {
   static thread_local Scratch sc;
   return sc;
+}
+__attribute__((noinline)) static FloatBuffer& thread_bt() {
+  static thread_local FloatBuffer buf;
+  return buf;
 }
 
 }  // namespace
@@ -337,9 +466,18 @@ void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end, int64_t
   // looked up once here, not inside the loops).
   Scratch& sc = thread_scratch();
   *first_bad = -1;
+  if (begin >= end) return;
+  Plan plan{Mode::kDecodeGeneral, nullptr, 1};
+  if (a.n <= kExpandMaxN) {
+    FloatBuffer& buf = thread_bt();
+    const int64_t kpad = (a.k + kGroup - 1) / kGroup * kGroup;
+    if (buf.reserve(a.n * kpad) && transpose_b(a, buf.data, kpad)) plan = Plan{Mode::kExpand, buf.data, 1};
+  }
+  if (plan.mode != Mode::kExpand && a.n <= 16 && a.ldb < (int64_t(1) << 31) / kGroup && b_finite(a))
+    plan = Plan{Mode::kDecodeSmall, nullptr, int32_t(a.ldb)};
   for (int64_t gi = begin; gi < end; ++gi)
     for (int64_t j0 = 0; j0 < a.n; j0 += kColumnChunk)
-      if (!group_row_spmm(a, sc, gi, j0, a.n - j0 < kColumnChunk ? a.n - j0 : kColumnChunk)) {
+      if (!group_row_spmm(a, plan, sc, gi, j0, a.n - j0 < kColumnChunk ? a.n - j0 : kColumnChunk)) {
         *first_bad = gi;
         return;
       }
