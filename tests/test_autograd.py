@@ -1,12 +1,15 @@
 """Autograd through the SpMM kernel ops of every format (python/sparsekernels/ops.py) and the
 backward ops it uses: the transposed SpMM <fmt>_spmm_t and the SDDMM at a format's slots.
 
-The kernels run in float32/16/bf16 only, so torch.autograd.gradcheck cannot run in float64.
-Gradients are checked two ways:
+Gradients are checked three ways:
+  * with torch.autograd.gradcheck in float64 with its default eps and tolerances, for every
+    format, through the kernel ops and through the format tensors / SparseLinear: every op of the
+    autograd path has a float64 CPU kernel accumulating in double (docs/design.md, float64);
   * against a float64 reference computed densely: grad_b = A^T @ grad_y and grad_values =
     (grad_y @ b^T) gathered at the stored slots (the gradient of (W * mask) @ b at the slots;
     slots outside the matrix get 0), with the 1e-5 float32 bound of the other tests;
-  * with torch.autograd.gradcheck in float32. SpMM is bilinear in (values, b), so a central
+  * with torch.autograd.gradcheck in float32, the path the fast kernels take (they accumulate
+    in fp32 and have no float64 variant). SpMM is bilinear in (values, b), so a central
     difference has no truncation error, only rounding: with eps = 1e-2 the numerical Jacobian
     is good to ~1e-4 relative, and atol = rtol = 2e-3 still catches any wrong, missing or
     misplaced gradient entry (those are O(1) errors). Padding slots (BSR edge blocks, bitmap
@@ -295,14 +298,33 @@ def test_gradcheck_float32(fmt):
     assert torch.autograd.gradcheck(fn, (values, b), eps=1e-2, atol=2e-3, rtol=2e-3)
 
 
-@pytest.mark.filterwarnings("ignore:Input #. requires gradient and is not a double precision")
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_gradcheck_catches_a_wrong_gradient(fmt):
-    """The float32 gradcheck above can fail: a gradient off by 1 % in one slot is caught."""
+def test_gradcheck_float64(isa, fmt, index_dtype):
+    """torch.autograd.gradcheck in float64 with its default eps/atol/rtol through the kernel ops.
+    Shapes with edge padding (BSR 3x2 blocks on 7 x 9, bitmap / 2:4 with k = 9): padding slots must
+    have numerical and analytical gradient 0."""
+    if index_dtype == torch.int64 and fmt not in ("csr", "bsr"):
+        pytest.skip("bitmap and 2:4 have no index dtype choice")
     m, k, n = 7, 9, 3
-    index, values = random_pattern(fmt, m, k, density=0.5)
+    index, values = random_pattern(fmt, m, k, density=0.5, index_dtype=index_dtype, dtype=torch.float64)
     values = values.clone().requires_grad_()
-    b = random_dense(k, n, seed=1).requires_grad_()
+    b = random_dense(k, n, dtype=torch.float64, seed=1).requires_grad_()
+    fn = lambda v, bb: spmm(fmt, index, v, bb, m)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (values, b))
+
+
+@pytest.mark.filterwarnings("ignore:Input #. requires gradient and is not a double precision")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_gradcheck_catches_a_wrong_gradient(fmt, dtype):
+    """The gradchecks above can fail: a gradient off by 1 % in one slot is caught (float32 with its
+    widened tolerances, float64 with gradcheck's defaults)."""
+    m, k, n = 7, 9, 3
+    index, values = random_pattern(fmt, m, k, density=0.5, dtype=dtype)
+    values = values.clone().requires_grad_()
+    b = random_dense(k, n, dtype=dtype, seed=1).requires_grad_()
+    tolerances = dict(eps=1e-2, atol=2e-3, rtol=2e-3) if dtype == torch.float32 else {}
 
     class Wrong(torch.autograd.Function):
         @staticmethod
@@ -321,7 +343,7 @@ def test_gradcheck_catches_a_wrong_gradient(fmt):
             return gv, gb
 
     with pytest.raises(GradcheckError):
-        torch.autograd.gradcheck(Wrong.apply, (values, b), eps=1e-2, atol=2e-3, rtol=2e-3)
+        torch.autograd.gradcheck(Wrong.apply, (values, b), **tolerances)
 
 
 # ---- training ------------------------------------------------------------------------------------

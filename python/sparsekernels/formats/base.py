@@ -245,8 +245,12 @@ def _handle_to_copy(func, args, kwargs):
     if layout not in (None, torch.strided):
         raise NotImplementedError(f"{type(a).__name__}.to(layout={layout}) is not supported")
     device, dtype = kwargs.get("device"), kwargs.get("dtype")
-    if dtype is not None and dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise TypeError(f"{type(a).__name__}: values dtype must be float32, float16 or bfloat16, got {dtype}")
+    if dtype is not None and dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        raise TypeError(f"{type(a).__name__}: values dtype must be float32, float16, bfloat16 or float64 (CPU), "
+                        f"got {dtype}")
+    if (dtype or a.dtype) == torch.float64 and torch.device(device or a.device).type not in ("cpu", "meta"):
+        raise TypeError(f"{type(a).__name__}: float64 values are supported on the CPU only (for verification); "
+                        f"convert to float32/float16/bfloat16 before moving to {device or a.device}")
     tensors = list(a._inner())
     tensors = [t.to(device=device) if device is not None else t for t in tensors]
     if dtype is not None:
