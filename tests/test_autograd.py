@@ -298,20 +298,64 @@ def test_gradcheck_float32(fmt):
     assert torch.autograd.gradcheck(fn, (values, b), eps=1e-2, atol=2e-3, rtol=2e-3)
 
 
-@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt,index_dtype", [(fmt, it) for fmt in FORMATS
+                                              for it in ([torch.int32, torch.int64] if fmt in ("csr", "bsr")
+                                                         else [torch.int32])])
 def test_gradcheck_float64(isa, fmt, index_dtype):
     """torch.autograd.gradcheck in float64 with its default eps/atol/rtol through the kernel ops.
     Shapes with edge padding (BSR 3x2 blocks on 7 x 9, bitmap / 2:4 with k = 9): padding slots must
     have numerical and analytical gradient 0."""
-    if index_dtype == torch.int64 and fmt not in ("csr", "bsr"):
-        pytest.skip("bitmap and 2:4 have no index dtype choice")
     m, k, n = 7, 9, 3
     index, values = random_pattern(fmt, m, k, density=0.5, index_dtype=index_dtype, dtype=torch.float64)
     values = values.clone().requires_grad_()
     b = random_dense(k, n, dtype=torch.float64, seed=1).requires_grad_()
     fn = lambda v, bb: spmm(fmt, index, v, bb, m)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (values, b))
+
+
+def _format_tensor(fmt, dense):
+    return {"csr": sk.to_csr, "bsr": lambda w: sk.to_bsr(w, (3, 2)), "bitmap": sk.to_bitmap,
+            "sparse24": lambda w: sk.to_sparse24(sk.prune_n_m(w, 2, 4))}[fmt](dense)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_gradcheck_float64_format_route(fmt):
+    """gradcheck (float64, default tolerances) through the format tensors and SparseLinear: the
+    dense operand through torch.ops.sparse.spmm / matmul / linear with a float64 format tensor,
+    and (values, bias, input) of a float64 SparseLinear through torch.func.functional_call."""
+    m, k, n = 7, 9, 3
+    a = _format_tensor(fmt, random_sparse(m, k, 0.5, dtype=torch.float64))
+    assert a.dtype == torch.float64
+    b = random_dense(k, n, dtype=torch.float64, seed=1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda bb: torch.ops.sparse.spmm(a, bb), (b,))
+    x = random_dense(n, k, dtype=torch.float64, seed=2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda xx: torch.nn.functional.linear(xx, a), (x,))
+
+    sl = sk.nn.SparseLinear(a, torch.zeros(m, dtype=torch.float64))
+    name = sl._values_name
+    values = getattr(sl, name).detach().clone().requires_grad_()
+    bias = random_dense(m, dtype=torch.float64, seed=3).requires_grad_()
+
+    def run(v, bb, xx):
+        return torch.func.functional_call(sl, {name: v, "bias": bb}, (xx,))
+
+    assert torch.autograd.gradcheck(run, (values, bias, x))
+
+
+def test_gradcheck_float64_torch_sparse_through_spmm():
+    w = sk.prune_blocks(random_dense(8, 12, dtype=torch.float64), (2, 3), 0.5)
+    b = random_dense(12, 3, dtype=torch.float64, seed=1).requires_grad_()
+    for a in (w.to_sparse_csr(), w.to_sparse_bsr((2, 3))):
+        assert torch.autograd.gradcheck(lambda bb: torch.ops.sparse.spmm(a, bb), (b,))
+
+
+def test_spmm_sparse_operand_gradient_is_refused():
+    """A format tensor that requires grad gets an error, not a silently wrong (zero) gradient."""
+    a = sk.to_csr(random_sparse(6, 8, 0.5)).requires_grad_()
+    b = random_dense(8, 3).requires_grad_()
+    y = torch.ops.sparse.spmm(a, b)
+    with pytest.raises(NotImplementedError, match="no gradient for the sparse operand 'a'.*SparseLinear"):
+        y.sum().backward()
 
 
 @pytest.mark.filterwarnings("ignore:Input #. requires gradient and is not a double precision")

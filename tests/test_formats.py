@@ -82,8 +82,11 @@ def test_transposed_format():
     assert at.shape == (w.shape[1], w.shape[0]) and at.transposed and not a.transposed
     assert torch.equal(at.to_dense(), w.T)
     assert not at.t().transposed
-    with pytest.raises(NotImplementedError, match="transposed"):
-        at @ random_dense(w.shape[0], 3)
+    # A.T @ b and x @ A: the transposed SpMM ops
+    b = random_dense(w.shape[0], 3)
+    assert_matches_reference(at @ b, w.double().T @ b.double(), torch.float32)
+    x = random_dense(5, w.shape[0])
+    assert_matches_reference(x @ a, x.double() @ w.double(), torch.float32)
 
 
 def test_unsupported_op_is_explained():

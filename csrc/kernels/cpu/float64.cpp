@@ -259,9 +259,10 @@ void bitmap_sddmm_f64(const BitmapSddmmArgs<double>& a, int64_t begin, int64_t e
   const int64_t gk = (a.k + kGroup - 1) / kGroup;
   for (int64_t g = begin; g < end; ++g) {
     const int64_t row0 = (g / gk) * kGroup, col0 = (g % gk) * kGroup;
-    const int64_t last = for_each_group_element(a.group_offsets, a.bitmaps, g, [&](int64_t lr, int64_t lc, int64_t slot) {
+    const auto element = [&](int64_t lr, int64_t lc, int64_t slot) {
       a.out[slot] = dot(a.x + (row0 + lr) * a.ldx, a.y + (col0 + lc) * a.ldy, a.d);
-    });
+    };
+    const int64_t last = for_each_group_element(a.group_offsets, a.bitmaps, g, element);
     for (int64_t s = last; s < a.group_offsets[g + 1]; ++s) a.out[s] = 0.0;  // round-up padding
   }
 }

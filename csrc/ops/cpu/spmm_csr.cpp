@@ -32,9 +32,10 @@ at::Tensor csr_spmm_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, co
     validate();
     dispatch_index_type(row_ptr.scalar_type(), op, [&](auto itag) {
       using I = decltype(itag);
-      const cpu::CsrSpmmArgs<double, I> args{row_ptr.data_ptr<I>(), col_idx.data_ptr<I>(), data_as<const double>(values),
-                                             data_as<const double>(bb), data_as<double>(out), m, k, n,
-                                             bb.stride(0), out.stride(0), nnz};
+      const cpu::CsrSpmmArgs<double, I> args{row_ptr.data_ptr<I>(),      col_idx.data_ptr<I>(),
+                                             data_as<const double>(values), data_as<const double>(bb),
+                                             data_as<double>(out),       m, k, n,
+                                             bb.stride(0),               out.stride(0), nnz};
       at::parallel_for(0, m, spmm_row_grain(m, nnz, n),
                        [&](int64_t begin, int64_t end) { SK_CPU_CALL(csr_spmm_f64, args, begin, end); });
     });
