@@ -349,6 +349,29 @@ def test_gradcheck_float64_torch_sparse_through_spmm():
         assert torch.autograd.gradcheck(lambda bb: torch.ops.sparse.spmm(a, bb), (b,))
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_compile_format_route_backward(fmt):
+    """The dense operand's gradient through a format tensor (sparse.spmm's autograd, aten.linear's) under
+    torch.compile(fullgraph=True) equals eager and the float64 reference."""
+    torch._dynamo.reset()
+    w = random_sparse(16, 32, 0.5)
+    a = _format_tensor(fmt, w)
+    wd = a.to_dense().double()
+
+    def fn(x):
+        return (torch.ops.sparse.spmm(a, x) ** 2).sum() + (torch.nn.functional.linear(x.t(), a) ** 2).sum()
+
+    x = random_dense(32, 5, seed=1).requires_grad_()
+    fn(x).backward()
+    eager = x.grad.clone()
+    x.grad = None
+    torch.compile(fn, fullgraph=True, backend="aot_eager")(x).backward()
+    xd = x.detach().double()
+    ref = 2 * wd.T @ (wd @ xd) + 2 * (wd.T @ (wd @ xd))  # both terms: d/dx |A x|^2 = 2 A^T A x
+    assert_matches_reference(eager, ref, torch.float32)
+    assert_matches_reference(x.grad, ref, torch.float32)
+
+
 def test_spmm_sparse_operand_gradient_is_refused():
     """A format tensor that requires grad gets an error, not a silently wrong (zero) gradient."""
     a = sk.to_csr(random_sparse(6, 8, 0.5)).requires_grad_()
