@@ -1,12 +1,15 @@
 """Autograd through the SpMM kernel ops of every format (python/sparsekernels/ops.py) and the
 backward ops it uses: the transposed SpMM <fmt>_spmm_t and the SDDMM at a format's slots.
 
-The kernels run in float32/16/bf16 only, so torch.autograd.gradcheck cannot run in float64.
-Gradients are checked two ways:
+Gradients are checked three ways:
+  * with torch.autograd.gradcheck in float64 with its default eps and tolerances, for every
+    format, through the kernel ops and through the format tensors / SparseLinear: every op of the
+    autograd path has a float64 CPU kernel accumulating in double (docs/design.md, float64);
   * against a float64 reference computed densely: grad_b = A^T @ grad_y and grad_values =
     (grad_y @ b^T) gathered at the stored slots (the gradient of (W * mask) @ b at the slots;
     slots outside the matrix get 0), with the 1e-5 float32 bound of the other tests;
-  * with torch.autograd.gradcheck in float32. SpMM is bilinear in (values, b), so a central
+  * with torch.autograd.gradcheck in float32, the path the fast kernels take (they accumulate
+    in fp32 and have no float64 variant). SpMM is bilinear in (values, b), so a central
     difference has no truncation error, only rounding: with eps = 1e-2 the numerical Jacobian
     is good to ~1e-4 relative, and atol = rtol = 2e-3 still catches any wrong, missing or
     misplaced gradient entry (those are O(1) errors). Padding slots (BSR edge blocks, bitmap
@@ -295,14 +298,100 @@ def test_gradcheck_float32(fmt):
     assert torch.autograd.gradcheck(fn, (values, b), eps=1e-2, atol=2e-3, rtol=2e-3)
 
 
-@pytest.mark.filterwarnings("ignore:Input #. requires gradient and is not a double precision")
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_gradcheck_catches_a_wrong_gradient(fmt):
-    """The float32 gradcheck above can fail: a gradient off by 1 % in one slot is caught."""
+@pytest.mark.parametrize("fmt,index_dtype", [(fmt, it) for fmt in FORMATS
+                                              for it in ([torch.int32, torch.int64] if fmt in ("csr", "bsr")
+                                                         else [torch.int32])])
+def test_gradcheck_float64(isa, fmt, index_dtype):
+    """torch.autograd.gradcheck in float64 with its default eps/atol/rtol through the kernel ops.
+    Shapes with edge padding (BSR 3x2 blocks on 7 x 9, bitmap / 2:4 with k = 9): padding slots must
+    have numerical and analytical gradient 0."""
     m, k, n = 7, 9, 3
-    index, values = random_pattern(fmt, m, k, density=0.5)
+    index, values = random_pattern(fmt, m, k, density=0.5, index_dtype=index_dtype, dtype=torch.float64)
     values = values.clone().requires_grad_()
-    b = random_dense(k, n, seed=1).requires_grad_()
+    b = random_dense(k, n, dtype=torch.float64, seed=1).requires_grad_()
+    fn = lambda v, bb: spmm(fmt, index, v, bb, m)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (values, b))
+
+
+def _format_tensor(fmt, dense):
+    return {"csr": sk.to_csr, "bsr": lambda w: sk.to_bsr(w, (3, 2)), "bitmap": sk.to_bitmap,
+            "sparse24": lambda w: sk.to_sparse24(sk.prune_n_m(w, 2, 4))}[fmt](dense)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_gradcheck_float64_format_route(fmt):
+    """gradcheck (float64, default tolerances) through the format tensors and SparseLinear: the
+    dense operand through torch.ops.sparse.spmm / matmul / linear with a float64 format tensor,
+    and (values, bias, input) of a float64 SparseLinear through torch.func.functional_call."""
+    m, k, n = 7, 9, 3
+    a = _format_tensor(fmt, random_sparse(m, k, 0.5, dtype=torch.float64))
+    assert a.dtype == torch.float64
+    b = random_dense(k, n, dtype=torch.float64, seed=1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda bb: torch.ops.sparse.spmm(a, bb), (b,))
+    x = random_dense(n, k, dtype=torch.float64, seed=2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda xx: torch.nn.functional.linear(xx, a), (x,))
+
+    sl = sk.nn.SparseLinear(a, torch.zeros(m, dtype=torch.float64))
+    name = sl._values_name
+    values = getattr(sl, name).detach().clone().requires_grad_()
+    bias = random_dense(m, dtype=torch.float64, seed=3).requires_grad_()
+
+    def run(v, bb, xx):
+        return torch.func.functional_call(sl, {name: v, "bias": bb}, (xx,))
+
+    assert torch.autograd.gradcheck(run, (values, bias, x))
+
+
+def test_gradcheck_float64_torch_sparse_through_spmm():
+    w = sk.prune_blocks(random_dense(8, 12, dtype=torch.float64), (2, 3), 0.5)
+    b = random_dense(12, 3, dtype=torch.float64, seed=1).requires_grad_()
+    for a in (w.to_sparse_csr(), w.to_sparse_bsr((2, 3))):
+        assert torch.autograd.gradcheck(lambda bb: torch.ops.sparse.spmm(a, bb), (b,))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_compile_format_route_backward(fmt):
+    """The dense operand's gradient through a format tensor (sparse.spmm's autograd, aten.linear's) under
+    torch.compile(fullgraph=True) equals eager and the float64 reference."""
+    torch._dynamo.reset()
+    w = random_sparse(16, 32, 0.5)
+    a = _format_tensor(fmt, w)
+    wd = a.to_dense().double()
+
+    def fn(x):
+        return (torch.ops.sparse.spmm(a, x) ** 2).sum() + (torch.nn.functional.linear(x.t(), a) ** 2).sum()
+
+    x = random_dense(32, 5, seed=1).requires_grad_()
+    fn(x).backward()
+    eager = x.grad.clone()
+    x.grad = None
+    torch.compile(fn, fullgraph=True, backend="aot_eager")(x).backward()
+    xd = x.detach().double()
+    ref = 2 * wd.T @ (wd @ xd) + 2 * (wd.T @ (wd @ xd))  # both terms: d/dx |A x|^2 = 2 A^T A x
+    assert_matches_reference(eager, ref, torch.float32)
+    assert_matches_reference(x.grad, ref, torch.float32)
+
+
+def test_spmm_sparse_operand_gradient_is_refused():
+    """A format tensor that requires grad gets an error, not a silently wrong (zero) gradient."""
+    a = sk.to_csr(random_sparse(6, 8, 0.5)).requires_grad_()
+    b = random_dense(8, 3).requires_grad_()
+    y = torch.ops.sparse.spmm(a, b)
+    with pytest.raises(NotImplementedError, match="no gradient for the sparse operand 'a'.*SparseLinear"):
+        y.sum().backward()
+
+
+@pytest.mark.filterwarnings("ignore:Input #. requires gradient and is not a double precision")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_gradcheck_catches_a_wrong_gradient(fmt, dtype):
+    """The gradchecks above can fail: a gradient off by 1 % in one slot is caught (float32 with its
+    widened tolerances, float64 with gradcheck's defaults)."""
+    m, k, n = 7, 9, 3
+    index, values = random_pattern(fmt, m, k, density=0.5, dtype=dtype)
+    values = values.clone().requires_grad_()
+    b = random_dense(k, n, dtype=dtype, seed=1).requires_grad_()
+    tolerances = dict(eps=1e-2, atol=2e-3, rtol=2e-3) if dtype == torch.float32 else {}
 
     class Wrong(torch.autograd.Function):
         @staticmethod
@@ -321,7 +410,7 @@ def test_gradcheck_catches_a_wrong_gradient(fmt):
             return gv, gb
 
     with pytest.raises(GradcheckError):
-        torch.autograd.gradcheck(Wrong.apply, (values, b), eps=1e-2, atol=2e-3, rtol=2e-3)
+        torch.autograd.gradcheck(Wrong.apply, (values, b), **tolerances)
 
 
 # ---- training ------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ class TestBadInput:
 
     def test_unsupported_dtype(self):
         with pytest.raises(TypeError, match="unsupported dtype"):
-            torch.ops.sparse.csr_spmm(self.parts[0], self.parts[1], self.parts[2].double(), self.b.double(), 6)
+            torch.ops.sparse.csr_spmm(self.parts[0], self.parts[1], self.parts[2].long(), self.b.long(), 6)
 
     def test_index_dtype_mismatch(self):
         with pytest.raises(TypeError, match="same dtype"):

@@ -82,8 +82,11 @@ def test_transposed_format():
     assert at.shape == (w.shape[1], w.shape[0]) and at.transposed and not a.transposed
     assert torch.equal(at.to_dense(), w.T)
     assert not at.t().transposed
-    with pytest.raises(NotImplementedError, match="transposed"):
-        at @ random_dense(w.shape[0], 3)
+    # A.T @ b and x @ A: the transposed SpMM ops
+    b = random_dense(w.shape[0], 3)
+    assert_matches_reference(at @ b, w.double().T @ b.double(), torch.float32)
+    x = random_dense(5, w.shape[0])
+    assert_matches_reference(x @ a, x.double() @ w.double(), torch.float32)
 
 
 def test_unsupported_op_is_explained():
@@ -111,7 +114,7 @@ def test_to_dtype_device_detach_clone():
     assert c.values.data_ptr() != a.values.data_ptr() and torch.equal(c.to_dense(), w)
     p = torch.nn.Parameter(a, requires_grad=False)
     assert isinstance(p, sk.BitmapTensor)
-    with pytest.raises(TypeError, match="float32, float16 or bfloat16"):
+    with pytest.raises(TypeError, match="float32, float16, bfloat16 or float64"):
         a.to(torch.int32)
 
 
@@ -136,8 +139,12 @@ def test_csr_scipy_interop():
     back = a.to_scipy()
     np.testing.assert_array_equal(back.toarray(), w.numpy())
     with pytest.raises(TypeError, match="dtype=torch.float32"):
-        sk.to_csr(s.astype(np.float64))
+        sk.to_csr(s.astype(np.int64))
     assert sk.to_csr(s.astype(np.float64), dtype=torch.float32).dtype == torch.float32
+    s64 = s.astype(np.float64)
+    a64 = sk.to_csr(s64)  # float64 is kept (CPU; docs/design.md, float64), sharing the arrays
+    assert a64.dtype == torch.float64 and np.shares_memory(a64.values.numpy(), s64.data)
+    np.testing.assert_array_equal(a64.to_dense().numpy(), s64.toarray())
     coo = scipy.sparse.coo_array(w.numpy())
     assert torch.equal(sk.to_csr(coo).to_dense(), w)
 
@@ -167,10 +174,12 @@ def test_to_sparse24_rejects_non_24_pattern():
         sk.to_sparse24(random_dense(8, 16))
 
 
-def test_float64_input_needs_dtype():
+def test_unsupported_input_needs_dtype():
     with pytest.raises(TypeError, match="dtype="):
-        sk.to_bitmap(random_dense(8, 8).double())
+        sk.to_bitmap(random_dense(8, 8).int())
+    assert sk.to_bitmap(random_dense(8, 8).int(), dtype=torch.float16).dtype == torch.float16
     assert sk.to_bitmap(random_dense(8, 8).double(), dtype=torch.float16).dtype == torch.float16
+    assert sk.to_bitmap(random_dense(8, 8).double()).dtype == torch.float64  # kept (CPU)
 
 
 # ---- torch-native tensors through sparse.spmm -------------------------------------------------------------

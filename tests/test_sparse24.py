@@ -240,9 +240,9 @@ class TestBadInput:
 
     def test_unsupported_dtype(self):
         with pytest.raises(TypeError, match="unsupported dtype"):
-            torch.ops.sparse.sparse24_spmm(self.values.double(), self.meta, self.b.double())
+            torch.ops.sparse.sparse24_spmm(self.values.long(), self.meta, self.b.long())  # float64: test_float64.py
         with pytest.raises(TypeError, match="unsupported dtype"):
-            torch.ops.sparse.sparse24_to_dense(self.values.double(), self.meta, self.k)
+            torch.ops.sparse.sparse24_to_dense(self.values.long(), self.meta, self.k)
 
     def test_b_wrong_rank(self):
         with pytest.raises(ValueError, match="'b' must be a 2-D tensor"):
@@ -266,5 +266,5 @@ class TestBadInput:
             torch.ops.sparse.dense_to_sparse24(self.a[None])
 
     def test_pack_wrong_dtype(self):
-        with pytest.raises(TypeError, match="float32, float16 or bfloat16"):
-            torch.ops.sparse.dense_to_sparse24(self.a.double())
+        with pytest.raises(TypeError, match="float32, float16, bfloat16 or float64"):
+            torch.ops.sparse.dense_to_sparse24(self.a.long())

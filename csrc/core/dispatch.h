@@ -31,6 +31,15 @@ T* data_as(const at::Tensor& t) {
   return reinterpret_cast<T*>(t.data_ptr());
 }
 
+// float64 values run on the CPU only, through the simple double kernels of
+// kernels/cpu/float64.h; the glue of each CPU op takes that branch (after the
+// format's full validation) before dispatch_value_type, which serves the fp32
+// accumulating kernels and so never sees float64 on the CPU.
+inline bool is_cpu_float64(const at::Tensor& t) { return t.scalar_type() == at::kDouble && t.device().is_cpu(); }
+
+// The value dtypes of the CPU ops, for error messages.
+#define SK_CPU_VALUE_DTYPES "float32, float16, bfloat16 or float64 (CPU)"
+
 // Calls f(T{}) with T = float, half_t or bf16_t for the given value dtype.
 template <typename F>
 decltype(auto) dispatch_value_type(at::ScalarType st, const char* op, F&& f) {
@@ -43,7 +52,7 @@ decltype(auto) dispatch_value_type(at::ScalarType st, const char* op, F&& f) {
       return f(bf16_t{});
     default:
       TORCH_CHECK_TYPE(false, op, ": unsupported dtype ", st,
-                       "; expected float32, float16 or bfloat16");
+                       "; expected float32, float16, bfloat16 or float64 (float64 on the CPU only)");
   }
 }
 

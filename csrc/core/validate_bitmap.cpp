@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include "core/checks.h"
+#include "core/dispatch.h"
 #include "core/validate.h"
 
 namespace sk {
@@ -52,8 +53,8 @@ void check_bitmap_header(const char* op, const at::Tensor& group_offsets, const 
   SK_CHECK_DTYPE(op, group_offsets, at::kLong);
   SK_CHECK_DTYPE(op, bitmaps, at::kLong);
   const at::ScalarType vt = values.scalar_type();
-  TORCH_CHECK_TYPE(vt == at::kFloat || vt == at::kHalf || vt == at::kBFloat16, op,
-                   ": 'values' has unsupported dtype ", vt, "; expected float32, float16 or bfloat16");
+  TORCH_CHECK_TYPE(vt == at::kFloat || vt == at::kHalf || vt == at::kBFloat16 || is_cpu_float64(values), op,
+                   ": 'values' has unsupported dtype ", vt, "; expected " SK_CPU_VALUE_DTYPES);
   SK_CHECK_DIM(op, group_offsets, 1);
   SK_CHECK_DIM(op, bitmaps, 1);
   SK_CHECK_DIM(op, values, 1);

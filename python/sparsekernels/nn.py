@@ -248,6 +248,10 @@ def ineligibility(module: nn.Module, format: str, sparsity: float | None = None,
         return f"type: its weight is not a dense tensor ({getattr(w, 'layout', type(w).__name__)})"
     if w.device.type == "meta":
         return "the weight is on the meta device (no values to prune); materialise the model first"
+    if w.dtype == torch.float64:
+        return (f"dtype {w.dtype} is left dense: the float64 kernels are for verification (CPU, simple loops), not "
+                f"speed; convert the model first (e.g. model.float()), or, to verify in float64, build "
+                f"SparseLinear(sk.to_csr(weight)) or call .double() on a SparseLinear")
     if w.dtype not in VALUE_DTYPES:
         return (f"dtype {w.dtype} is not supported by the sparse formats (float32, float16, bfloat16); "
                 f"convert the model first (e.g. model.float())")

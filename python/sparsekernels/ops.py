@@ -245,6 +245,43 @@ def _sparse24_spmm_backward(ctx, grad):
     return grad_values, None, grad_b
 
 
+# sparse.spmm(a, b), the model-facing op: differentiable in the dense operand b
+# (grad_b = A^T @ grad_y by the transposed SpMM op of a's format). Its sparse
+# operand (a format tensor or a torch CSR/BSR tensor) has no gradient here: the
+# format tensors dispatch below autograd, so trainable values go through the
+# kernel ops (sk.nn.SparseLinear); asking for one raises instead of returning
+# a wrong (zero) gradient.
+def _spmm_setup_context(ctx, inputs, output):
+    a, b = inputs
+    ctx.a_needs_grad = ctx.needs_input_grad[0]
+    ctx.save_for_backward(a if ctx.needs_input_grad[1] else None)
+
+
+def _spmm_backward(ctx, grad):
+    if ctx.a_needs_grad:
+        raise NotImplementedError(
+            "sparse::spmm: no gradient for the sparse operand 'a'; train the values through "
+            "sparsekernels.nn.SparseLinear or the kernel ops (torch.ops.sparse.csr_spmm, ...), which are "
+            "differentiable in their values tensor"
+        )
+    (a,) = ctx.saved_tensors
+    grad_b = None
+    if a is not None:
+        from sparsekernels.formats.base import SparseFormatTensor
+
+        grad = grad.contiguous()
+        if isinstance(a, SparseFormatTensor):
+            grad_b = a._t_matmul_dense(grad)
+        elif a.layout == torch.sparse_csr:
+            grad_b = torch.ops.sparse.csr_spmm_t(a.crow_indices(), a.col_indices(), a.values(), grad, a.shape[1])
+        elif a.layout == torch.sparse_bsr:
+            grad_b = torch.ops.sparse.bsr_spmm_t(a.crow_indices(), a.col_indices(), a.values(), grad, a.shape[1])
+        else:
+            raise NotImplementedError(f"sparse::spmm: no gradient for 'b' with a sparse operand of layout {a.layout}")
+    return None, grad_b
+
+
+torch.library.register_autograd("sparse::spmm", _spmm_backward, setup_context=_spmm_setup_context)
 torch.library.register_autograd(
     "sparse::csr_spmm", _csr_spmm_backward, setup_context=_csr_spmm_setup_context)
 torch.library.register_autograd(

@@ -10,6 +10,12 @@ from __future__ import annotations
 import torch
 
 
+def _scores(x: torch.Tensor) -> torch.Tensor:
+    """x in the dtype its magnitudes are ranked in: float32, or float64 for float64 (where float32 would tie or
+    misorder values that differ only past float32's precision)."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def _check_sparsity(fn: str, sparsity: float) -> None:
     if not 0.0 <= float(sparsity) <= 1.0:
         raise ValueError(f"{fn}: sparsity must be in [0, 1], got {sparsity}")
@@ -32,7 +38,7 @@ def prune_magnitude(w: torch.Tensor, sparsity: float, *, per_row: bool = False) 
     n_zero = int(round(float(sparsity) * n))
     mask = torch.ones_like(flat, dtype=torch.bool)
     if n_zero > 0:
-        idx = torch.topk(flat.abs().float(), n_zero, dim=1, largest=False, sorted=False).indices
+        idx = torch.topk(_scores(flat.abs()), n_zero, dim=1, largest=False, sorted=False).indices
         mask.scatter_(1, idx, False)
     return (flat * mask).reshape(w.shape)
 
@@ -49,7 +55,7 @@ def prune_n_m(w: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
     pad = (-k) % m
     padded = torch.nn.functional.pad(w, (0, pad)) if pad else w
     groups = padded.reshape(*padded.shape[:-1], -1, m)
-    score = groups.abs().float()
+    score = _scores(groups.abs())
     if pad:  # padding must never be kept in place of a real entry
         score = score.reshape(*padded.shape[:-1], -1)
         score[..., k:] = -1.0
@@ -78,7 +84,7 @@ def prune_blocks(w: torch.Tensor, blocksize: tuple[int, int], sparsity: float) -
     padded = torch.nn.functional.pad(w, (0, pk, 0, pm))
     gm, gk = padded.shape[0] // r, padded.shape[1] // c
     blocks = padded.reshape(gm, r, gk, c)
-    norms = blocks.float().pow(2).sum(dim=(1, 3)).reshape(-1)
+    norms = _scores(blocks).pow(2).sum(dim=(1, 3)).reshape(-1)
     n_zero = int(round(float(sparsity) * norms.numel()))
     keep = torch.ones_like(norms, dtype=torch.bool)
     if n_zero > 0:

@@ -1,7 +1,7 @@
 // CPU sparse::dense_to_bitmap and sparse::bitmap_to_dense (layout:
 // docs/formats.md, bitmap). Both work group by group in parallel; groups own
 // disjoint 64 x 64 blocks of the dense matrix, so no two threads touch the same
-// element. Values are moved as raw bits (every value dtype is 16 or 32 bits),
+// element. Values are moved as raw bits (every value dtype is 16, 32 or 64 bits),
 // so packing and unpacking are exact.
 #include <algorithm>
 
@@ -9,6 +9,7 @@
 #include <torch/library.h>
 
 #include "core/checks.h"
+#include "core/dispatch.h"
 #include "core/output.h"
 #include "core/validate.h"
 
@@ -31,6 +32,10 @@ struct RawBits<uint32_t> {
   static constexpr uint32_t kMagnitude = 0x7fffffffu;
 };
 template <>
+struct RawBits<uint64_t> {
+  static constexpr uint64_t kMagnitude = 0x7fffffffffffffffull;
+};
+template <>
 struct RawBits<uint16_t> {
   static constexpr uint16_t kMagnitude = 0x7fffu;
 };
@@ -38,6 +43,9 @@ struct RawBits<uint16_t> {
 template <typename F>
 void dispatch_raw_bits(at::ScalarType st, const char* op, F&& f) {
   switch (st) {
+    case at::kDouble:
+      f(uint64_t{});
+      break;
     case at::kFloat:
       f(uint32_t{});
       break;
@@ -46,7 +54,7 @@ void dispatch_raw_bits(at::ScalarType st, const char* op, F&& f) {
       f(uint16_t{});
       break;
     default:
-      TORCH_CHECK_TYPE(false, op, ": unsupported dtype ", st, "; expected float32, float16 or bfloat16");
+      TORCH_CHECK_TYPE(false, op, ": unsupported dtype ", st, "; expected " SK_CPU_VALUE_DTYPES);
   }
 }
 
@@ -120,8 +128,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dense_to_bitmap_cpu(const at::Ten
   SK_CHECK_STRIDED(op, dense);
   SK_CHECK_DIM(op, dense, 2);
   const at::ScalarType st = dense.scalar_type();
-  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kHalf || st == at::kBFloat16, op, ": 'dense' has unsupported dtype ",
-                   st, "; expected float32, float16 or bfloat16");
+  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kHalf || st == at::kBFloat16 || st == at::kDouble, op,
+                   ": 'dense' has unsupported dtype ", st, "; expected " SK_CPU_VALUE_DTYPES);
   const at::Tensor d = dense.contiguous();
   const int64_t m = d.size(0), k = d.size(1);
   const GroupGeometry geo{(m + kGroup - 1) / kGroup, (k + kGroup - 1) / kGroup};

@@ -89,8 +89,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dense_to_bsr_cpu(const at::Tensor
   return {block_row_ptr, block_col_idx, blocks};
 }
 
-// Each row is summed in an fp32 buffer (duplicate blocks add up), then rounded
-// once to the values dtype; padding elements of edge blocks are ignored.
+// Each row is summed in an fp32 buffer (double for float64; duplicate blocks
+// add up), then rounded once to the values dtype; padding elements of edge
+// blocks are ignored.
 at::Tensor bsr_to_dense_cpu(const at::Tensor& block_row_ptr, const at::Tensor& block_col_idx,
                             const at::Tensor& blocks, int64_t m, int64_t k) {
   constexpr const char* op = "sparse::bsr_to_dense";
@@ -109,15 +110,15 @@ at::Tensor bsr_to_dense_cpu(const at::Tensor& block_row_ptr, const at::Tensor& b
       const I* rp = block_row_ptr.data_ptr<I>();
       const I* ci = block_col_idx.data_ptr<I>();
       at::parallel_for(0, row_blocks, std::max<int64_t>(1, pack_row_grain(k) / r), [&](int64_t begin, int64_t end) {
-        std::vector<float> buf(k);
+        std::vector<pack_acc_t<scalar_t>> buf(k);
         for (int64_t bi = begin; bi < end; ++bi) {
           const int64_t rows = std::min(r, m - bi * r);
           for (int64_t i = 0; i < rows; ++i) {
-            std::fill(buf.begin(), buf.end(), 0.f);
+            std::fill(buf.begin(), buf.end(), pack_acc_t<scalar_t>(0));
             for (int64_t p = rp[bi]; p < int64_t(rp[bi + 1]); ++p) {
               const int64_t col0 = int64_t(ci[p]) * c, cols = std::min(c, k - col0);
               const scalar_t* src = blk + (p * r + i) * c;
-              for (int64_t j = 0; j < cols; ++j) buf[col0 + j] += static_cast<float>(src[j]);
+              for (int64_t j = 0; j < cols; ++j) buf[col0 + j] += static_cast<pack_acc_t<scalar_t>>(src[j]);
             }
             scalar_t* row = dst + (bi * r + i) * k;
             for (int64_t j = 0; j < k; ++j) row[j] = scalar_t(buf[j]);

@@ -61,8 +61,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dense_to_csr_cpu(const at::Tensor
   return {row_ptr, col_idx, values};
 }
 
-// Each row is summed in an fp32 buffer (duplicate columns add up), then
-// rounded once to the values dtype.
+// Each row is summed in an fp32 buffer (double for float64; duplicate columns
+// add up), then rounded once to the values dtype.
 at::Tensor csr_to_dense_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, const at::Tensor& values,
                             int64_t m, int64_t k) {
   constexpr const char* op = "sparse::csr_to_dense";
@@ -79,10 +79,10 @@ at::Tensor csr_to_dense_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx
       const I* rp = row_ptr.data_ptr<I>();
       const I* ci = col_idx.data_ptr<I>();
       at::parallel_for(0, m, pack_row_grain(k), [&](int64_t begin, int64_t end) {
-        std::vector<float> buf(k);
+        std::vector<pack_acc_t<scalar_t>> buf(k);
         for (int64_t i = begin; i < end; ++i) {
-          std::fill(buf.begin(), buf.end(), 0.f);
-          for (int64_t p = rp[i]; p < int64_t(rp[i + 1]); ++p) buf[ci[p]] += static_cast<float>(vals[p]);
+          std::fill(buf.begin(), buf.end(), pack_acc_t<scalar_t>(0));
+          for (int64_t p = rp[i]; p < int64_t(rp[i + 1]); ++p) buf[ci[p]] += static_cast<pack_acc_t<scalar_t>>(vals[p]);
           scalar_t* row = dst + i * k;
           for (int64_t j = 0; j < k; ++j) row[j] = scalar_t(buf[j]);
         }

@@ -9,6 +9,7 @@
 #include "core/dispatch.h"
 #include "core/output.h"
 #include "core/validate.h"
+#include "kernels/cpu/float64.h"
 #include "kernels/cpu/sddmm_spgemm.h"
 #include "ops/cpu/row_split.h"
 
@@ -40,6 +41,19 @@ at::Tensor csr_sddmm_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, c
   const int64_t nnz = col_idx.numel();
   at::Tensor out = empty_output({nnz}, x.options());
   if (nnz == 0) return out;
+  const int64_t per_entry = d + 4;  // cost of an entry: a dot product of length d, and a few
+  if (is_cpu_float64(x)) {  // simple double kernel (validated above)
+    dispatch_index_type(row_ptr.scalar_type(), op, [&](auto itag) {
+      using I = decltype(itag);
+      const I* rp = row_ptr.data_ptr<I>();
+      const cpu::CsrSddmmArgs<double, I> args{rp, col_idx.data_ptr<I>(), data_as<const double>(xx),
+                                              data_as<const double>(yy), data_as<double>(out), m, n, d,
+                                              xx.stride(0), yy.stride(0)};
+      const auto bounds = split_rows_by_cost(m, 1 << 15, [&](int64_t i) { return int64_t(rp[i]) * per_entry + i; });
+      parallel_for_row_parts(bounds, [&](int64_t begin, int64_t end) { SK_CPU_CALL(csr_sddmm_f64, args, begin, end); });
+    });
+    return out;
+  }
   dispatch_value_type(x.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     dispatch_index_type(row_ptr.scalar_type(), op, [&](auto itag) {
@@ -48,7 +62,6 @@ at::Tensor csr_sddmm_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, c
       const cpu::CsrSddmmArgs<T, I> args{rp, col_idx.data_ptr<I>(), data_as<const T>(xx), data_as<const T>(yy),
                                          data_as<T>(out), m, n, d, xx.stride(0), yy.stride(0)};
       // Cost of rows [0, i): d + a few per entry, a little per row.
-      const int64_t per_entry = d + 4;
       const auto bounds = split_rows_by_cost(m, 1 << 15, [&](int64_t i) { return int64_t(rp[i]) * per_entry + i; });
       parallel_for_row_parts(bounds, [&](int64_t begin, int64_t end) { SK_CPU_CALL(csr_sddmm, args, begin, end); });
     });

@@ -14,6 +14,7 @@
 #include "core/dispatch.h"
 #include "core/output.h"
 #include "core/validate.h"
+#include "kernels/cpu/float64.h"
 #include "kernels/cpu/grad_kernels.h"
 
 namespace sk {
@@ -28,8 +29,8 @@ std::pair<at::Tensor, at::Tensor> check_sddmm_operands(const char* op, const at:
   SK_CHECK_DIM(op, x, 2);
   SK_CHECK_DIM(op, y, 2);
   const at::ScalarType st = x.scalar_type();
-  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kHalf || st == at::kBFloat16, op, ": 'x' has unsupported dtype ",
-                   st, "; expected float32, float16 or bfloat16");
+  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kHalf || st == at::kBFloat16 || is_cpu_float64(x), op,
+                   ": 'x' has unsupported dtype ", st, "; expected " SK_CPU_VALUE_DTYPES);
   SK_CHECK_SAME_DTYPE(op, x, y);
   SK_CHECK_SAME_DEVICE(op, x, y);
   TORCH_CHECK_VALUE(x.size(1) == y.size(1), op, ": 'x' [m, d] and 'y' [k, d] must have the same d, got ",
@@ -61,6 +62,21 @@ at::Tensor bsr_sddmm_cpu(const at::Tensor& block_row_ptr, const at::Tensor& bloc
   validate_bsr(op, block_row_ptr, block_col_idx, out, m, k);
   if (nnzb == 0) return out;
   const int64_t row_blocks = (m + r - 1) / r;
+  const int64_t per_row_block = std::max<int64_t>(1, nnzb / std::max<int64_t>(row_blocks, 1)) * r * c;
+  if (is_cpu_float64(xx)) {  // simple double kernel (validated above)
+    dispatch_index_type(block_row_ptr.scalar_type(), op, [&](auto itag) {
+      using I = decltype(itag);
+      const cpu::BsrSddmmArgs<double, I> args{block_row_ptr.data_ptr<I>(), block_col_idx.data_ptr<I>(),
+                                              data_as<const double>(xx),   data_as<const double>(yy),
+                                              data_as<double>(out),        m,
+                                              k,                           d,
+                                              r,                           c,
+                                              xx.stride(0),                yy.stride(0)};
+      at::parallel_for(0, row_blocks, sddmm_grain(per_row_block, d),
+                       [&](int64_t begin, int64_t end) { SK_CPU_CALL(bsr_sddmm_f64, args, begin, end); });
+    });
+    return out;
+  }
   dispatch_value_type(xx.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     dispatch_index_type(block_row_ptr.scalar_type(), op, [&](auto itag) {
@@ -77,7 +93,6 @@ at::Tensor bsr_sddmm_cpu(const at::Tensor& block_row_ptr, const at::Tensor& bloc
                                          c,
                                          xx.stride(0),
                                          yy.stride(0)};
-      const int64_t per_row_block = std::max<int64_t>(1, nnzb / std::max<int64_t>(row_blocks, 1)) * r * c;
       at::parallel_for(0, row_blocks, sddmm_grain(per_row_block, d),
                        [&](int64_t begin, int64_t end) { SK_CPU_CALL(bsr_sddmm, args, begin, end); });
     });
@@ -100,6 +115,22 @@ at::Tensor bitmap_sddmm_cpu(const at::Tensor& group_offsets, const at::Tensor& b
   validate_bitmap(op, group_offsets, bitmaps, out, m, k);
   const int64_t groups = group_offsets.numel() - 1;
   if (groups == 0) return out;
+  const int64_t per_group = std::max<int64_t>(1, num_values / groups);
+  if (is_cpu_float64(xx)) {  // simple double kernel (validated above)
+    const cpu::BitmapSddmmArgs<double> args{group_offsets.data_ptr<int64_t>(),
+                                            reinterpret_cast<const uint64_t*>(bitmaps.data_ptr<int64_t>()),
+                                            data_as<const double>(xx),
+                                            data_as<const double>(yy),
+                                            data_as<double>(out),
+                                            m,
+                                            k,
+                                            d,
+                                            xx.stride(0),
+                                            yy.stride(0)};
+    at::parallel_for(0, groups, sddmm_grain(per_group, d),
+                     [&](int64_t begin, int64_t end) { SK_CPU_CALL(bitmap_sddmm_f64, args, begin, end); });
+    return out;
+  }
   dispatch_value_type(xx.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     const cpu::BitmapSddmmArgs<T> args{group_offsets.data_ptr<int64_t>(),
@@ -112,7 +143,6 @@ at::Tensor bitmap_sddmm_cpu(const at::Tensor& group_offsets, const at::Tensor& b
                                        d,
                                        xx.stride(0),
                                        yy.stride(0)};
-    const int64_t per_group = std::max<int64_t>(1, num_values / groups);
     at::parallel_for(0, groups, sddmm_grain(per_group, d),
                      [&](int64_t begin, int64_t end) { SK_CPU_CALL(bitmap_sddmm, args, begin, end); });
   });
@@ -135,6 +165,20 @@ at::Tensor sparse24_sddmm_cpu(const at::Tensor& meta, const at::Tensor& x, const
   at::Tensor out = empty_output({m, kp / 2}, xx.options());
   validate_sparse24(op, out, meta, k);
   if (m == 0 || kp == 0) return out;
+  if (is_cpu_float64(xx)) {  // simple double kernel (validated above)
+    const cpu::Sparse24SddmmArgs<double> args{reinterpret_cast<const uint16_t*>(meta.data_ptr()),
+                                              data_as<const double>(xx),
+                                              data_as<const double>(yy),
+                                              data_as<double>(out),
+                                              m,
+                                              k,
+                                              d,
+                                              xx.stride(0),
+                                              yy.stride(0)};
+    at::parallel_for(0, m, sddmm_grain(k / 2, d),
+                     [&](int64_t begin, int64_t end) { SK_CPU_CALL(sparse24_sddmm_f64, args, begin, end); });
+    return out;
+  }
   dispatch_value_type(xx.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     const cpu::Sparse24SddmmArgs<T> args{reinterpret_cast<const uint16_t*>(meta.data_ptr()),

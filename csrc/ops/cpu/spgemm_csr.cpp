@@ -8,6 +8,9 @@
 // unsorted rows and duplicate columns (summed). C's indices are int64 when
 // either input's are, else int32 (ValueError when nnz(C) needs more).
 //
+// float64 (CPU): the same flops and symbolic passes, then a simple numeric
+// pass in double (kernels/cpu/float64.cpp: a row's products sorted by column).
+//
 // Accumulator per parallel part: dense (marker + fp32 array of n entries) when
 // n <= 2^20 and n is at most 8x the part's products, else a per-row hash table
 // sized by the row's products. SPARSEKERNELS_SPGEMM_ACCUMULATOR=dense|hash
@@ -18,6 +21,7 @@
 #include <limits>
 #include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -28,6 +32,7 @@
 #include "core/dispatch.h"
 #include "core/output.h"
 #include "core/validate.h"
+#include "kernels/cpu/float64.h"
 #include "kernels/cpu/sddmm_spgemm.h"
 #include "ops/cpu/row_split.h"
 
@@ -83,6 +88,31 @@ struct Scratch {
   }
 };
 
+// dispatch_value_type plus float64 (CPU), whose numeric pass is the simple
+// double kernel (kernels/cpu/float64.h); flops and the symbolic pass read only
+// the patterns and serve every value type.
+template <typename F>
+decltype(auto) dispatch_spgemm_value_type(const at::Tensor& values, F&& f) {
+  if (is_cpu_float64(values)) return f(double{});
+  return dispatch_value_type(values.scalar_type(), kOp, std::forward<F>(f));
+}
+
+// Scratch of the float64 numeric pass for rows [begin, end): room for the
+// products of the part's longest row.
+struct ScratchF64 {
+  std::unique_ptr<int64_t[]> cols;
+  std::unique_ptr<double[]> vals;
+  cpu::SpgemmF64Workspace ws{nullptr, nullptr, 0};
+
+  ScratchF64(const int64_t* flops, int64_t begin, int64_t end) {
+    int64_t most = 1;
+    for (int64_t i = begin; i < end; ++i) most = std::max(most, flops[i + 1] - flops[i]);
+    cols.reset(new int64_t[most]);
+    vals.reset(new double[most]);
+    ws = {cols.get(), vals.get(), most};
+  }
+};
+
 void validate_operand(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
                       const at::Tensor& values, int64_t cols) {
   TORCH_CHECK_VALUE(row_ptr.dim() == 1 && row_ptr.numel() >= 1, op,
@@ -114,7 +144,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_spgemm_cpu(const at::Tensor& 
   const at::ScalarType c_index = wide ? at::kLong : at::kInt;
   const Accumulator choice = accumulator_choice();
 
-  return dispatch_value_type(a_values.scalar_type(), kOp, [&](auto vtag) {
+  return dispatch_spgemm_value_type(a_values, [&](auto vtag) {
     using T = decltype(vtag);
     return dispatch_index_type(a_row_ptr.scalar_type(), kOp, [&](auto atag) {
       using IA = decltype(atag);
@@ -161,8 +191,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_spgemm_cpu(const at::Tensor& 
                                                        c_col_idx.data_ptr<IC>(),
                                                        data_as<T>(c_values)};
           parallel_for_row_parts(bounds, [&](int64_t begin, int64_t end) {
-            const Scratch s(choice, /*numeric=*/true, n, fl, begin, end);
-            SK_CPU_CALL(csr_spgemm_numeric, args, s.ws, begin, end);
+            if constexpr (std::is_same_v<T, double>) {
+              const ScratchF64 s(fl, begin, end);
+              SK_CPU_CALL(csr_spgemm_numeric_f64, args, s.ws, begin, end);
+            } else {
+              const Scratch s(choice, /*numeric=*/true, n, fl, begin, end);
+              SK_CPU_CALL(csr_spgemm_numeric, args, s.ws, begin, end);
+            }
           });
         }
         return std::make_tuple(c_row_ptr, c_col_idx, c_values);

@@ -8,6 +8,7 @@
 #include "core/dispatch.h"
 #include "core/output.h"
 #include "core/validate.h"
+#include "kernels/cpu/float64.h"
 #include "kernels/cpu/kernels.h"
 #include "ops/cpu/spmm_common.h"
 
@@ -29,6 +30,23 @@ at::Tensor bitmap_spmm_cpu(const at::Tensor& group_offsets, const at::Tensor& bi
     return out;
   }
   const int64_t group_rows = (m + 63) / 64;
+  if (is_cpu_float64(values)) {  // simple double kernel: the full validator first
+    validate();
+    const cpu::BitmapSpmmArgs<double> args{group_offsets.data_ptr<int64_t>(),
+                                           reinterpret_cast<const uint64_t*>(bitmaps.data_ptr<int64_t>()),
+                                           data_as<const double>(values),
+                                           data_as<const double>(bb),
+                                           data_as<double>(out),
+                                           m,
+                                           k,
+                                           n,
+                                           bb.stride(0),
+                                           out.stride(0),
+                                           values.numel()};
+    at::parallel_for(0, group_rows, spmm_row_grain(group_rows, values.numel(), n),
+                     [&](int64_t begin, int64_t end) { SK_CPU_CALL(bitmap_spmm_f64, args, begin, end); });
+    return out;
+  }
   dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     const cpu::BitmapSpmmArgs<T> args{group_offsets.data_ptr<int64_t>(),

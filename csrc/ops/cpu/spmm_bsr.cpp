@@ -7,6 +7,7 @@
 #include "core/dispatch.h"
 #include "core/output.h"
 #include "core/validate.h"
+#include "kernels/cpu/float64.h"
 #include "kernels/cpu/kernels.h"
 #include "ops/cpu/spmm_common.h"
 
@@ -24,6 +25,17 @@ at::Tensor bsr_spmm_cpu(const at::Tensor& block_row_ptr, const at::Tensor& block
   const int64_t r = blocks.size(1), c = blocks.size(2);
   const int64_t row_blocks = (m + r - 1) / r;
   const int64_t nnz = block_col_idx.numel() * r * c;
+  if (is_cpu_float64(blocks)) {  // simple double kernel (validated above)
+    dispatch_index_type(block_row_ptr.scalar_type(), op, [&](auto itag) {
+      using I = decltype(itag);
+      const cpu::BsrSpmmArgs<double, I> args{block_row_ptr.data_ptr<I>(), block_col_idx.data_ptr<I>(),
+                                             data_as<const double>(blocks), data_as<const double>(bb),
+                                             data_as<double>(out), m, k, n, r, c, bb.stride(0), out.stride(0)};
+      at::parallel_for(0, row_blocks, spmm_row_grain(row_blocks, nnz, n),
+                       [&](int64_t begin, int64_t end) { SK_CPU_CALL(bsr_spmm_f64, args, begin, end); });
+    });
+    return out;
+  }
   dispatch_value_type(blocks.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     dispatch_index_type(block_row_ptr.scalar_type(), op, [&](auto itag) {

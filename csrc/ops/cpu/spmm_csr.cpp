@@ -7,6 +7,7 @@
 #include "core/dispatch.h"
 #include "core/output.h"
 #include "core/validate.h"
+#include "kernels/cpu/float64.h"
 #include "kernels/cpu/kernels.h"
 #include "ops/cpu/spmm_common.h"
 
@@ -27,6 +28,19 @@ at::Tensor csr_spmm_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, co
     return out;
   }
   const int64_t nnz = col_idx.numel();
+  if (is_cpu_float64(values)) {  // simple double kernel: the full validator first
+    validate();
+    dispatch_index_type(row_ptr.scalar_type(), op, [&](auto itag) {
+      using I = decltype(itag);
+      const cpu::CsrSpmmArgs<double, I> args{row_ptr.data_ptr<I>(),      col_idx.data_ptr<I>(),
+                                             data_as<const double>(values), data_as<const double>(bb),
+                                             data_as<double>(out),       m, k, n,
+                                             bb.stride(0),               out.stride(0), nnz};
+      at::parallel_for(0, m, spmm_row_grain(m, nnz, n),
+                       [&](int64_t begin, int64_t end) { SK_CPU_CALL(csr_spmm_f64, args, begin, end); });
+    });
+    return out;
+  }
   dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     dispatch_index_type(row_ptr.scalar_type(), op, [&](auto itag) {

@@ -7,6 +7,7 @@
 #include "core/dispatch.h"
 #include "core/output.h"
 #include "core/validate.h"
+#include "kernels/cpu/float64.h"
 #include "kernels/cpu/kernels.h"
 #include "ops/cpu/spmm_common.h"
 
@@ -24,6 +25,21 @@ at::Tensor sparse24_spmm_cpu(const at::Tensor& values, const at::Tensor& meta, c
   auto validate = [&] { validate_sparse24(op, values, meta, k); };
   if (m == 0 || n == 0) {
     validate();
+    return out;
+  }
+  if (is_cpu_float64(values)) {  // simple double kernel: the full validator first
+    validate();
+    const cpu::Sparse24SpmmArgs<double> args{data_as<const double>(values),
+                                             reinterpret_cast<const uint16_t*>(meta.data_ptr()),
+                                             data_as<const double>(bb),
+                                             data_as<double>(out),
+                                             m,
+                                             k,
+                                             n,
+                                             bb.stride(0),
+                                             out.stride(0)};
+    at::parallel_for(0, m, spmm_row_grain(m, m * (k / 2), n),
+                     [&](int64_t begin, int64_t end) { SK_CPU_CALL(sparse24_spmm_f64, args, begin, end); });
     return out;
   }
   dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {

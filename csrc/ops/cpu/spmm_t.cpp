@@ -12,6 +12,7 @@
 #include "core/dispatch.h"
 #include "core/output.h"
 #include "core/validate.h"
+#include "kernels/cpu/float64.h"
 #include "kernels/cpu/grad_kernels.h"
 #include "ops/cpu/row_split.h"
 #include "ops/cpu/spmm_common.h"
@@ -61,6 +62,20 @@ at::Tensor csr_spmm_t_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, 
   validate_csr(op, row_ptr, col_idx, values, m, k);
   at::Tensor out = empty_output({k, n}, bb.options());
   if (k == 0 || n == 0) return out;
+  if (is_cpu_float64(values)) {  // simple double kernel (validated above)
+    dispatch_index_type(row_ptr.scalar_type(), op, [&](auto itag) {
+      using I = decltype(itag);
+      const TransposedIndex t = transposed_index<I>(op, row_ptr, col_idx, m, k);
+      const I* cp = t.col_ptr.data_ptr<I>();
+      const cpu::CsrSpmmTArgs<double, I> args{cp, t.row_of.data_ptr<I>(), t.perm.data_ptr<I>(),
+                                              data_as<const double>(values), data_as<const double>(bb),
+                                              data_as<double>(out), m, k, n, bb.stride(0), out.stride(0)};
+      parallel_over_out_rows(
+          k, n, [&](int64_t j) { return int64_t(cp[j]); },
+          [&](int64_t begin, int64_t end) { SK_CPU_CALL(csr_spmm_t_f64, args, begin, end); });
+    });
+    return out;
+  }
   dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     dispatch_index_type(row_ptr.scalar_type(), op, [&](auto itag) {
@@ -88,6 +103,20 @@ at::Tensor bsr_spmm_t_cpu(const at::Tensor& block_row_ptr, const at::Tensor& blo
   if (k == 0 || n == 0) return out;
   const int64_t r = blocks.size(1), c = blocks.size(2);
   const int64_t row_blocks = (m + r - 1) / r, col_blocks = (k + c - 1) / c;
+  if (is_cpu_float64(blocks)) {  // simple double kernel (validated above)
+    dispatch_index_type(block_row_ptr.scalar_type(), op, [&](auto itag) {
+      using I = decltype(itag);
+      const TransposedIndex t = transposed_index<I>(op, block_row_ptr, block_col_idx, row_blocks, col_blocks);
+      const I* cp = t.col_ptr.data_ptr<I>();
+      const cpu::BsrSpmmTArgs<double, I> args{cp, t.row_of.data_ptr<I>(), t.perm.data_ptr<I>(),
+                                              data_as<const double>(blocks), data_as<const double>(bb),
+                                              data_as<double>(out), m, k, n, r, c, bb.stride(0), out.stride(0)};
+      parallel_over_out_rows(
+          col_blocks, n, [&](int64_t j) { return int64_t(cp[j]) * r * c; },
+          [&](int64_t begin, int64_t end) { SK_CPU_CALL(bsr_spmm_t_f64, args, begin, end); });
+    });
+    return out;
+  }
   dispatch_value_type(blocks.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     dispatch_index_type(block_row_ptr.scalar_type(), op, [&](auto itag) {
@@ -114,6 +143,21 @@ at::Tensor bitmap_spmm_t_cpu(const at::Tensor& group_offsets, const at::Tensor& 
   at::Tensor out = empty_output({k, n}, bb.options());
   if (k == 0 || n == 0) return out;
   const int64_t group_cols = (k + 63) / 64;
+  if (is_cpu_float64(values)) {  // simple double kernel (validated above)
+    const cpu::BitmapSpmmTArgs<double> args{group_offsets.data_ptr<int64_t>(),
+                                            reinterpret_cast<const uint64_t*>(bitmaps.data_ptr<int64_t>()),
+                                            data_as<const double>(values),
+                                            data_as<const double>(bb),
+                                            data_as<double>(out),
+                                            m,
+                                            k,
+                                            n,
+                                            bb.stride(0),
+                                            out.stride(0)};
+    at::parallel_for(0, group_cols, spmm_row_grain(group_cols, values.numel(), n),
+                     [&](int64_t begin, int64_t end) { SK_CPU_CALL(bitmap_spmm_t_f64, args, begin, end); });
+    return out;
+  }
   dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     const cpu::BitmapSpmmTArgs<T> args{group_offsets.data_ptr<int64_t>(),
@@ -142,6 +186,20 @@ at::Tensor sparse24_spmm_t_cpu(const at::Tensor& values, const at::Tensor& meta,
   at::Tensor out = empty_output({k, n}, bb.options());
   if (k == 0 || n == 0) return out;
   const int64_t chunks = (k + 63) / 64;  // 64 columns of A = 64 rows of out each
+  if (is_cpu_float64(values)) {  // simple double kernel (validated above)
+    const cpu::Sparse24SpmmTArgs<double> args{data_as<const double>(values),
+                                              reinterpret_cast<const uint16_t*>(meta.data_ptr()),
+                                              data_as<const double>(bb),
+                                              data_as<double>(out),
+                                              m,
+                                              k,
+                                              n,
+                                              bb.stride(0),
+                                              out.stride(0)};
+    at::parallel_for(0, chunks, spmm_row_grain(chunks, chunks * m * 32, n),
+                     [&](int64_t begin, int64_t end) { SK_CPU_CALL(sparse24_spmm_t_f64, args, begin, end); });
+    return out;
+  }
   dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
     using T = decltype(vtag);
     const cpu::Sparse24SpmmTArgs<T> args{data_as<const T>(values),

@@ -3,7 +3,8 @@
 Every ``to_*`` accepts a dense 2-D tensor (its non-zeros are kept), a torch sparse
 tensor, a scipy.sparse matrix or another format tensor. CSR from torch CSR or scipy
 CSR, and BSR from torch BSR, share the arrays (zero-copy) when the dtypes allow.
-Values must be float32, float16 or bfloat16: pass ``dtype=`` to convert others.
+Values must be float32, float16, bfloat16 or float64 (float64: CPU only, for verification such as
+gradcheck; its kernels are simple double loops, not tuned): pass ``dtype=`` to convert others.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = [
     "to_csr", "to_bsr", "to_bitmap", "to_sparse24",
 ]
 
-VALUE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+VALUE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
 def _is_scipy_sparse(x) -> bool:
@@ -36,8 +37,8 @@ def _is_scipy_sparse(x) -> bool:
 def _values_dtype(fn: str, have: torch.dtype, dtype: torch.dtype | None) -> torch.dtype:
     target = have if dtype is None else dtype
     if target not in VALUE_DTYPES:
-        hint = "" if dtype is not None else f"; pass dtype=torch.float32 (or float16/bfloat16) to convert"
-        raise TypeError(f"{fn}: values must be float32, float16 or bfloat16, got {target}{hint}")
+        hint = "" if dtype is not None else "; pass dtype=torch.float32 (or float16/bfloat16/float64) to convert"
+        raise TypeError(f"{fn}: values must be float32, float16, bfloat16 or float64 (CPU), got {target}{hint}")
     return target
 
 

@@ -9,7 +9,9 @@ in for an ``nn.Linear`` weight and ``torch.compile(fullgraph=True)`` traces it
 (``__tensor_flatten__`` / ``__tensor_unflatten__``).
 
 A transposed format tensor (``w.t()``) keeps the arrays of ``w`` and a flag;
-``x @ w.t()`` runs as ``(w @ x.T).T``.
+``x @ w.t()`` runs as ``(w @ x.T).T``; ``w.t() @ b`` and ``x @ w`` run the
+transposed SpMM ops (``<fmt>_spmm_t``, CPU), which is also what the gradient of
+the dense operand needs (``sparse.spmm``'s autograd in ops.py, and aten.mm's).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ aten = torch.ops.aten
 
 class SparseFormatTensor(torch.Tensor):
     """Base of the format tensors. Subclasses set FORMAT and INNER and implement
-    ``_spmm(b)`` (stored matrix @ dense b) and ``_to_dense_stored()``."""
+    ``_spmm(b)`` (stored matrix @ dense b), ``_spmm_t(b)`` (stored matrix transposed @ dense b, the
+    transposed SpMM ops; CPU) and ``_to_dense_stored()``."""
 
     FORMAT: ClassVar[str] = ""
     INNER: ClassVar[tuple[str, ...]] = ()  # names of the inner tensors; the last holds the values
@@ -128,27 +131,30 @@ class SparseFormatTensor(torch.Tensor):
             raise ValueError(
                 f"{self.FORMAT} SpMM: shapes {tuple(self.shape)} and {tuple(b.shape)} cannot be multiplied"
             )
-        if self.transposed:
-            raise NotImplementedError(
-                f"{type(self).__name__}: the transposed product A.T @ B is not implemented yet; "
-                "x @ A.T (the nn.Linear case) is"
-            )
+        if self.transposed:  # A.T @ b: the transposed SpMM of the stored A
+            return self._spmm_t(b)
         return self._spmm(b)
 
     def _dense_matmul(self, x: torch.Tensor) -> torch.Tensor:
-        """x @ self for a dense 2-D x, where self is a transposed format tensor W.T: (W @ x.T).T."""
-        if not self.transposed:
-            raise NotImplementedError(
-                f"{type(self).__name__}: dense @ sparse (x @ A) is not implemented; x @ A.T (the nn.Linear case) is"
-            )
+        """x @ self for a dense 2-D x: (W @ x.T).T for a transposed format tensor W.T (the nn.Linear case),
+        (A.T @ x.T).T by the transposed SpMM for a stored A (the gradient of the input of x @ A.T)."""
         if x.dim() != 2 or x.shape[1] != self.shape[0]:
             raise ValueError(
                 f"{self.FORMAT} SpMM: shapes {tuple(x.shape)} and {tuple(self.shape)} cannot be multiplied"
             )
+        if not self.transposed:
+            return self._spmm_t(x.t()).t().contiguous()
         return self._spmm(x.t()).t().contiguous()
+
+    def _spmm_t(self, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def _spmm(self, b: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def _t_matmul_dense(self, b: torch.Tensor) -> torch.Tensor:
+        """self.T @ b for a dense 2-D b (the gradient of b in self @ b)."""
+        return self._spmm(b) if self.transposed else self._spmm_t(b)
 
     def _to_dense_stored(self) -> torch.Tensor:
         raise NotImplementedError
@@ -245,8 +251,12 @@ def _handle_to_copy(func, args, kwargs):
     if layout not in (None, torch.strided):
         raise NotImplementedError(f"{type(a).__name__}.to(layout={layout}) is not supported")
     device, dtype = kwargs.get("device"), kwargs.get("dtype")
-    if dtype is not None and dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise TypeError(f"{type(a).__name__}: values dtype must be float32, float16 or bfloat16, got {dtype}")
+    if dtype is not None and dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        raise TypeError(f"{type(a).__name__}: values dtype must be float32, float16, bfloat16 or float64 (CPU), "
+                        f"got {dtype}")
+    if (dtype or a.dtype) == torch.float64 and torch.device(device or a.device).type not in ("cpu", "meta"):
+        raise TypeError(f"{type(a).__name__}: float64 values are supported on the CPU only (for verification); "
+                        f"convert to float32/float16/bfloat16 before moving to {device or a.device}")
     tensors = list(a._inner())
     tensors = [t.to(device=device) if device is not None else t for t in tensors]
     if dtype is not None:

@@ -28,5 +28,8 @@ class BitmapTensor(SparseFormatTensor):
     def _spmm(self, b):
         return torch.ops.sparse.bitmap_spmm(self.group_offsets, self.bitmaps, self.values, b, self._mk[0])
 
+    def _spmm_t(self, b):
+        return torch.ops.sparse.bitmap_spmm_t(self.group_offsets, self.bitmaps, self.values, b, self._mk[1])
+
     def _to_dense_stored(self):
         return torch.ops.sparse.bitmap_to_dense(self.group_offsets, self.bitmaps, self.values, *self._mk)

@@ -31,6 +31,9 @@ class BSRTensor(SparseFormatTensor):
     def _spmm(self, b):
         return torch.ops.sparse.bsr_spmm(self.block_row_ptr, self.block_col_idx, self.blocks, b, self._mk[0])
 
+    def _spmm_t(self, b):
+        return torch.ops.sparse.bsr_spmm_t(self.block_row_ptr, self.block_col_idx, self.blocks, b, self._mk[1])
+
     def _to_dense_stored(self):
         return torch.ops.sparse.bsr_to_dense(self.block_row_ptr, self.block_col_idx, self.blocks, *self._mk)
 

@@ -23,6 +23,9 @@ class CSRTensor(SparseFormatTensor):
     def _spmm(self, b):
         return torch.ops.sparse.csr_spmm(self.row_ptr, self.col_idx, self.values, b, self._mk[0])
 
+    def _spmm_t(self, b):
+        return torch.ops.sparse.csr_spmm_t(self.row_ptr, self.col_idx, self.values, b, self._mk[1])
+
     def _to_dense_stored(self):
         return torch.ops.sparse.csr_to_dense(self.row_ptr, self.col_idx, self.values, *self._mk)
 

@@ -25,5 +25,8 @@ class Sparse24Tensor(SparseFormatTensor):
     def _spmm(self, b):
         return torch.ops.sparse.sparse24_spmm(self.values, self.meta, b)
 
+    def _spmm_t(self, b):
+        return torch.ops.sparse.sparse24_spmm_t(self.values, self.meta, b, self._mk[1])
+
     def _to_dense_stored(self):
         return torch.ops.sparse.sparse24_to_dense(self.values, self.meta, self._mk[1])
