@@ -322,27 +322,11 @@ struct Plan {
   int32_t scale;    // decode: column multiplier (b's row stride for kDecodeSmall, else 1)
 };
 
-// Prefetches group g's masks and values (g < number of groups): a group's
-// values are read row by row across its tiles, an order the hardware
-// prefetchers do not follow, so the next group is fetched while this one is
-// multiplied. Offsets that the fused check would reject are skipped.
-template <typename T>
-static inline void prefetch_group(const BitmapSpmmArgs<T>& a, int64_t g) {
-  const int64_t o0 = a.group_offsets[g], o1 = a.group_offsets[g + 1];
-  if (!(0 <= o0 && o0 <= o1 && o1 <= a.nvalues)) return;
-  const char* p = reinterpret_cast<const char*>(a.values + o0);
-  const char* e = reinterpret_cast<const char*>(a.values + o1);
-  for (; p < e; p += 64) __builtin_prefetch(p);
-  const char* m = reinterpret_cast<const char*>(a.bitmaps + g * kTilesPerGroup);
-  for (int i = 0; i < kTilesPerGroup * 8; i += 64) __builtin_prefetch(m + i);
-}
-
 // Output rows of group row gi, columns [j0, j0 + nc).
 template <typename T>
 static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch& sc, int64_t gi, int64_t j0,
                            int64_t nc) {
   const int64_t gk = (a.k + kGroup - 1) / kGroup;
-  const int64_t groups = (a.m + kGroup - 1) / kGroup * gk;
   const int64_t r0 = gi * kGroup;
   const int rows = int(a.m - r0 < kGroup ? a.m - r0 : kGroup);
   for (int64_t p = 0; p < rows * nc; ++p) sc.acc[p] = 0.f;
@@ -351,7 +335,6 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
     const uint64_t* masks = a.bitmaps + g * kTilesPerGroup;
     const int64_t col0 = gj * kGroup;
     const int64_t cols = a.k - col0 < kGroup ? a.k - col0 : kGroup;
-    if (g + 1 < groups) prefetch_group(a, g + 1);
     const int bits = tile_starts(masks, sc.starts);
     if (!group_ok(a, g, masks, bits, rows, cols)) return false;
     if (bits == 0) continue;  // empty group
