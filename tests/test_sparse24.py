@@ -7,7 +7,7 @@ from conftest import DTYPES, assert_matches_reference, random_dense
 
 SHAPES = [  # (m, k, n)
     (0, 5, 3), (5, 0, 3), (5, 4, 0), (1, 1, 1), (7, 33, 1), (33, 7, 16), (9, 16, 45), (64, 1025, 7),
-    (130, 70, 65), (1025, 33, 1),
+    (130, 70, 65), (1025, 33, 1), (40, 100, 4),
 ]
 
 
@@ -76,8 +76,8 @@ def test_sparse24_spmm_group_fill(isa, nnz_per_group, k):
     assert_matches_reference(out, a.double() @ b.double(), torch.float32)
 
 
-@pytest.mark.parametrize("n", [1, 8, 35])
-@pytest.mark.parametrize("k", [1, 2, 3, 5, 15, 17])
+@pytest.mark.parametrize("n", [1, 3, 8, 35])
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 15, 17, 37])
 def test_sparse24_spmm_skips_positions_past_k(isa, n, k):
     """Hand-made meta pointing past k (allowed: padding) with NaN there: never read, never reaches out."""
     m = 6
@@ -100,6 +100,19 @@ def test_sparse24_spmm_skips_positions_past_k(isa, n, k):
     out = torch.ops.sparse.sparse24_spmm(values, meta, b)
     assert_matches_reference(out, a.double() @ b.double(), torch.float32)
     assert torch.equal(torch.ops.sparse.sparse24_to_dense(values, meta, k), a)
+
+
+@pytest.mark.parametrize("n", [2, 5, 6, 9, 16])
+@pytest.mark.parametrize("k", [16, 50, 100])
+def test_sparse24_spmm_path_boundaries(isa, n, k):
+    """n at the edges of the kernel's small-n paths (per-column select up to 5, broadcast up to 16), with and
+    without a partial last meta word, b contiguous and with a row stride."""
+    a = random_24(37, k)
+    parts = torch.ops.sparse.dense_to_sparse24(a)
+    b = random_dense(k, n, seed=n)
+    assert_matches_reference(torch.ops.sparse.sparse24_spmm(*parts, b), a.double() @ b.double(), torch.float32)
+    bw = random_dense(k, n + 7, seed=n)[:, 3 : 3 + n]
+    assert_matches_reference(torch.ops.sparse.sparse24_spmm(*parts, bw), a.double() @ bw.double(), torch.float32)
 
 
 def test_sparse24_spmm_strided_b(isa):

@@ -313,8 +313,12 @@ static inline VecF vgather(const T* base, const I* idx) {
 //                      positions of byte's set bits, lowest first) * scale,
 //                      then unspecified; the caller keeps (base + 7) * scale
 //                      below 2^31
+//   v8store_sparse24_offsets(out, word, scale)  out[0..8) = the columns of a
+//                      2:4 meta word's 8 values (0..15) times scale (16 * scale < 2^31)
 //   v8hsum8(r)         lane i = sum of the lanes of r[i], for r[0..8)
 //   v8loadf/v8storef   8 floats, unaligned
+//   v8sel24_index(w)   the permutation of v8select24 for w, reusable:
+//                      v8select24(b, v8sel24_index(w)) == v8select24(b, w)
 //   v8select24(b, w)   lane l = b[4 * (l / 2) + ((w >> 2l) & 3)] for the 16
 //                      values b[0..16) and a 2:4 metadata word w
 // ---------------------------------------------------------------------------
@@ -407,6 +411,26 @@ static inline void v8store_set_positions(int32_t* out, unsigned byte, int32_t ba
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
                       _mm256_mullo_epi32(_mm256_add_epi32(pos, _mm256_set1_epi32(base)), _mm256_set1_epi32(scale)));
 }
+// 2:4: for a meta byte (groups g, g + 1, each idx0 | idx1 << 2), the columns
+// of its 4 values relative to group g's first column, one per byte.
+struct Sparse24PosTable {
+  uint32_t pos[256];
+};
+static constexpr Sparse24PosTable make_sparse24_pos_table() {
+  Sparse24PosTable t{};
+  for (int v = 0; v < 256; ++v)
+    t.pos[v] = uint32_t(v & 3) | uint32_t((v >> 2) & 3) << 8 | uint32_t(4 + ((v >> 4) & 3)) << 16 |
+               uint32_t(4 + ((v >> 6) & 3)) << 24;
+  return t;
+}
+static constexpr Sparse24PosTable kSparse24Pos = make_sparse24_pos_table();
+static inline uint64_t sparse24_word_positions(unsigned word) {
+  return uint64_t(kSparse24Pos.pos[word & 0xffu]) | uint64_t(kSparse24Pos.pos[word >> 8] + 0x08080808u) << 32;
+}
+static inline void v8store_sparse24_offsets(int32_t* out, unsigned word, int32_t scale) {
+  const __m256i pos = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sparse24_word_positions(word))));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_mullo_epi32(pos, _mm256_set1_epi32(scale)));
+}
 // Lane i = the sum of the 8 lanes of r[i] (8 horizontal sums at once).
 static inline Vec8 v8hsum8(const Vec8* r) {
   const __m256 a01 = _mm256_hadd_ps(r[0].v, r[1].v), a23 = _mm256_hadd_ps(r[2].v, r[3].v);
@@ -417,15 +441,26 @@ static inline Vec8 v8hsum8(const Vec8* r) {
 }
 static inline Vec8 v8loadf(const float* p) { return {_mm256_loadu_ps(p)}; }
 static inline void v8storef(float* p, Vec8 a) { _mm256_storeu_ps(p, a.v); }
-template <typename T>
-static inline Vec8 v8select24(const T* b, unsigned w) {
+// The lane permutation of a 2:4 meta word (v8select24), computed once and
+// applied to several 16-value blocks.
+struct Sel24 {
+  __m256i idx;
+};
+static inline Sel24 v8sel24_index(unsigned w) {
   const __m256i sh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   const __m256i pos = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(int(w)), sh), _mm256_set1_epi32(3));
   // group l / 2 starts at 4 * (l / 2); permutevar8x32 uses the index mod 8
-  const __m256i idx = _mm256_add_epi32(pos, _mm256_setr_epi32(0, 0, 4, 4, 0, 0, 4, 4));
-  const __m256 lo = _mm256_permutevar8x32_ps(v8load(b).v, idx);
-  const __m256 hi = _mm256_permutevar8x32_ps(v8load(b + 8).v, idx);
+  return {_mm256_add_epi32(pos, _mm256_setr_epi32(0, 0, 4, 4, 0, 0, 4, 4))};
+}
+template <typename T>
+static inline Vec8 v8select24(const T* b, Sel24 s) {
+  const __m256 lo = _mm256_permutevar8x32_ps(v8load(b).v, s.idx);
+  const __m256 hi = _mm256_permutevar8x32_ps(v8load(b + 8).v, s.idx);
   return {_mm256_blend_ps(lo, hi, 0xf0)};
+}
+template <typename T>
+static inline Vec8 v8select24(const T* b, unsigned w) {
+  return v8select24(b, v8sel24_index(w));
 }
 #else
 struct Vec8 {
@@ -474,6 +509,13 @@ static inline void v8store_set_positions(int32_t* out, unsigned byte, int32_t ba
     if ((byte >> l) & 1) out[next++] = (base + l) * scale;
   for (; next < 8; ++next) out[next] = base * scale;
 }
+static inline void v8store_sparse24_offsets(int32_t* out, unsigned word, int32_t scale) {
+  for (int g = 0; g < 4; ++g) {
+    const unsigned nib = (word >> (4 * g)) & 0xfu;
+    out[2 * g] = int32_t(4 * g + (nib & 3u)) * scale;
+    out[2 * g + 1] = int32_t(4 * g + (nib >> 2)) * scale;
+  }
+}
 static inline Vec8 v8hsum8(const Vec8* r) {
   Vec8 s;
   for (int i = 0; i < 8; ++i) s.v[i] = v8hsum(r[i]);
@@ -487,11 +529,23 @@ static inline Vec8 v8loadf(const float* p) {
 static inline void v8storef(float* p, Vec8 a) {
   for (int i = 0; i < 8; ++i) p[i] = a.v[i];
 }
+struct Sel24 {
+  int pos[8];
+};
+static inline Sel24 v8sel24_index(unsigned w) {
+  Sel24 s;
+  for (int l = 0; l < 8; ++l) s.pos[l] = 4 * (l / 2) + int((w >> (2 * l)) & 3u);
+  return s;
+}
+template <typename T>
+static inline Vec8 v8select24(const T* b, Sel24 s) {
+  Vec8 r;
+  for (int l = 0; l < 8; ++l) r.v[l] = to_float(b[s.pos[l]]);
+  return r;
+}
 template <typename T>
 static inline Vec8 v8select24(const T* b, unsigned w) {
-  Vec8 r;
-  for (int l = 0; l < 8; ++l) r.v[l] = to_float(b[4 * (l / 2) + ((w >> (2 * l)) & 3u)]);
-  return r;
+  return v8select24(b, v8sel24_index(w));
 }
 #endif
 

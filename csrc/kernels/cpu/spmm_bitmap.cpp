@@ -29,9 +29,8 @@
 // count equals its masks' popcount rounded up to 8, and edge groups have no
 // bit outside m x k. A bad group stops the chunk and its group row is reported
 // through *first_bad. Scratch is thread-local and reused across calls.
-#include <cstdlib>
-
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
 
 SK_CPU_NAMESPACE_BEGIN
@@ -68,22 +67,6 @@ static inline int popcount64(uint64_t x) { return __builtin_popcountll(x); }
 // t + (j / 2) * 4 + (j % 2) * 2 (tile order in docs/formats.md).
 constexpr int kTileOffset[8] = {0, 2, 4, 6, 8, 10, 12, 14};
 
-// A growable fp32 buffer (b^T for the expansion), freed with its thread.
-struct FloatBuffer {
-  float* data = nullptr;
-  int64_t size = 0;
-  ~FloatBuffer() { std::free(data); }
-  // false when the allocation fails (the caller then uses the decode path)
-  bool reserve(int64_t n) {
-    if (n <= size) return true;
-    float* p = static_cast<float*>(std::aligned_alloc(64, size_t((n + 15) / 16 * 16) * sizeof(float)));
-    if (p == nullptr) return false;
-    std::free(data);
-    data = p;
-    size = n;
-    return true;
-  }
-};
 
 // acc[lr, :] += row lr of the current group @ b[col0 .. col0 + 63, j0 .. j0 + nc),
 // for the group's rows decoded in sc (acc's rows are nc long); b's columns in

@@ -10,10 +10,14 @@
 //
 // n == 1, contiguous b: per meta word (16 columns, 8 values), the 16 b values
 // are loaded contiguously and the 8 selected by the positions are picked with
-// two permutes (v8select24), one FMA per 8 values. 2 <= n <= 16: the n output
-// columns in registers (template per n), several accumulator sets. n > 16:
-// panels of 4 vectors, single vectors, one partial vector.
+// two permutes (v8select24), one FMA per 8 values. 2 <= n <= 5: the same per
+// column of b, from a per-call transposed fp32 copy of b (row_select_n).
+// 6 <= n <= 16: the n output columns in registers (template per n), each
+// value broadcast against its b row (columns from a table per meta word),
+// several accumulator sets. n > 16: panels of 4 vectors, single vectors, one
+// partial vector.
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
 
 SK_CPU_NAMESPACE_BEGIN
@@ -82,8 +86,8 @@ static float row_dot(const T* vals, const uint16_t* meta, int64_t k, const T* b,
   return s + acc;
 }
 
-// 2 <= N <= 16: NF full vectors plus one partial of R lanes; the two entries
-// of a group (and, for one vector, two groups) go to separate accumulators.
+// 2 <= N <= 16: NF full vectors plus one partial of R lanes; consecutive
+// values go to separate accumulator sets.
 template <int N, typename T>
 static void row_small_n(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out) {
   constexpr int NF = N / kW, R = N % kW, NV = NF + (R ? 1 : 0);
@@ -97,21 +101,77 @@ static void row_small_n(const Sparse24SpmmArgs<T>& a, const T* vals, const uint1
     for (int u = 0; u < NF; ++u) acc[s][u] = vfma(vv, vload(brow + u * kW), acc[s][u]);
     if (R) acc[s][NF] = vfma(vv, vload_partial(brow + NF * kW, R), acc[s][NF]);
   };
-  const int64_t full = a.k / 4;
-  int64_t g = 0;
-  for (; g + S / 2 <= full; g += S / 2) {
-    for (int h = 0; h < S / 2; ++h) {
-      const int64_t gg = g + h;
-      const unsigned nib = (unsigned(meta[gg >> 2]) >> ((gg & 3) * 4)) & 0xfu;
-      add(2 * h, 4 * gg + (nib & 3u), vals[2 * gg]);
-      add(2 * h + 1, 4 * gg + (nib >> 2), vals[2 * gg + 1]);
+  // Whole meta words inside k: the 8 columns of a word from a table, times
+  // ldb (the glue keeps 16 * ldb < 2^31 for this path), 8 values round-robin
+  // over the accumulator sets.
+  const int64_t words = a.k / 16;
+  alignas(32) int32_t off[8];
+  for (int64_t w = 0; w < words; ++w) {
+    v8store_sparse24_offsets(off, meta[w], int32_t(a.ldb));
+    const T* bw = a.b + 16 * w * a.ldb;
+    const T* vw = vals + 8 * w;
+    for (int l = 0; l < 8; ++l) {
+      const VecF vv = vset1(to_float(vw[l]));
+      const T* brow = bw + off[l];
+      for (int u = 0; u < NF; ++u) acc[l % S][u] = vfma(vv, vload(brow + u * kW), acc[l % S][u]);
+      if (R) acc[l % S][NF] = vfma(vv, vload_partial(brow + NF * kW, R), acc[l % S][NF]);
     }
   }
-  for_each_entry(vals, meta, a.k, [&](int64_t col, T v) { add(0, col, v); }, g);
+  for_each_entry(vals, meta, a.k, [&](int64_t col, T v) { add(0, col, v); }, 4 * words);
   for (int s = 1; s < S; ++s)
     for (int u = 0; u < NV; ++u) acc[0][u] = vadd(acc[0][u], acc[s][u]);
   for (int u = 0; u < NF; ++u) vstore(out + u * kW, acc[0][u]);
   if (R) vstore_partial(out + NF * kW, acc[0][NF], R);
+}
+
+// Up to this n, row_select_n (2 permutes per column per 8 values) beats the
+// broadcast of row_small_n; past it the permutes saturate their port (AVX2,
+// Zen 3: equal at n = 6, 1.3x slower at n = 8; 1.3x faster at n = 4).
+constexpr int64_t kSelectMaxN = 5;
+
+// 2 <= N <= 8 with b transposed per 16-row block (bt, see transpose_b16):
+// per meta word the permutation is computed once, then for each column j the
+// 8 b values at the word's stored positions are selected from that column's
+// 16 (v8select24) and multiplied by the word's 8 values: one FMA per column
+// per 8 values, no per-value broadcast. The tail past the last whole word
+// reads b directly.
+template <int N, typename T>
+static void row_select_n(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, const float* bt,
+                         T* out) {
+  static_assert(N >= 2 && N <= 8, "one register per column");
+  Vec8 acc[8];
+  for (int j = 0; j < 8; ++j) acc[j] = v8zero();
+  const int64_t words = a.k / 16;
+  for (int64_t w = 0; w < words; ++w) {
+    const Vec8 v = v8load(vals + 8 * w);
+    const Sel24 s = v8sel24_index(meta[w]);
+    const float* blk = bt + w * 16 * N;
+    for (int j = 0; j < N; ++j) acc[j] = v8fma(v, v8select24(blk + 16 * j, s), acc[j]);
+  }
+  float sums[8];
+  v8storef(sums, v8hsum8(acc));
+  for_each_entry(vals, meta, a.k, [&](int64_t col, T v) {
+    const T* brow = a.b + col * a.ldb;
+    for (int j = 0; j < N; ++j) sums[j] += to_float(v) * to_float(brow[j]);
+  }, 4 * words);
+  for (int j = 0; j < N; ++j) out[j] = from_float<T>(sums[j]);
+}
+
+// Writes b's first 16 * words rows in fp32 to bt as 16-row blocks, each
+// transposed: bt[w * 16 * n + j * 16 + r] = b[16 * w + r, j].
+template <typename T>
+static void transpose_b16(const Sparse24SpmmArgs<T>& a, int64_t words, float* bt) {
+  const int64_t n = a.n;
+  for (int64_t c = 0; c < 16 * words; ++c) {
+    const T* src = a.b + c * a.ldb;
+    float* dst = bt + (c / 16) * 16 * n + c % 16;
+    for (int64_t j = 0; j < n; ++j) dst[j * 16] = to_float(src[j]);
+  }
+}
+
+__attribute__((noinline)) static FloatBuffer& thread_bt() {
+  static thread_local FloatBuffer buf;
+  return buf;
 }
 
 template <int NV, typename T>
@@ -161,6 +221,17 @@ static int64_t rows(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, co
 template <typename T>
 void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int64_t* first_bad) {
   int64_t bad = -1;
+  // 2 <= n <= kSelectMaxN: b transposed per 16-row block once per call
+  // (thread-local buffer)
+  const float* bt = nullptr;
+  if (a.n >= 2 && a.n <= kSelectMaxN && begin < end) {
+    FloatBuffer& buf = thread_bt();
+    const int64_t words = a.k / 16;
+    if (buf.reserve(16 * words * a.n)) {
+      transpose_b16(a, words, buf.data);
+      bt = buf.data;
+    }
+  }
   switch (a.n) {
     case 1:
       bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) {
@@ -169,10 +240,20 @@ void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int
       break;
 #define SK_CASE(N)                                                                                          \
   case N:                                                                                                   \
+    if (bt != nullptr)                                                                                      \
+      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) {                          \
+        row_select_n<N>(a, vals, meta, bt, out);                                                            \
+      });                                                                                                   \
+    else                                                                                                    \
+      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) { row_small_n<N>(a, vals, meta, out); }); \
+    break;
+    SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5)
+#undef SK_CASE
+#define SK_CASE(N)                                                                                          \
+  case N:                                                                                                   \
     bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) { row_small_n<N>(a, vals, meta, out); }); \
     break;
-    SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5) SK_CASE(6) SK_CASE(7) SK_CASE(8) SK_CASE(9)
-    SK_CASE(10) SK_CASE(11) SK_CASE(12) SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
+    SK_CASE(6) SK_CASE(7) SK_CASE(8) SK_CASE(9) SK_CASE(10) SK_CASE(11) SK_CASE(12) SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
 #undef SK_CASE
     default:
       bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) { row_wide(a, vals, meta, out); });
