@@ -8,9 +8,9 @@ import torch
 
 from conftest import DTYPES, assert_matches_reference, random_dense
 
-BLOCKS = [(1, 4), (4, 1), (3, 5), (16, 16), (32, 32)]
+BLOCKS = [(1, 4), (4, 1), (3, 5), (5, 3), (16, 16), (32, 32)]
 SHAPES = [  # (m, k, n): none is a multiple of every block size; n covers panels, vector tail and scalar tail
-    (0, 5, 3), (5, 0, 3), (5, 4, 0), (1, 1, 1), (7, 33, 1), (33, 7, 16), (70, 65, 45), (97, 130, 33),
+    (0, 5, 3), (5, 0, 3), (5, 4, 0), (1, 1, 1), (7, 33, 1), (33, 7, 16), (70, 65, 45), (97, 130, 33), (40, 50, 200),
 ]
 
 

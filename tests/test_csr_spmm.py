@@ -7,7 +7,7 @@ from conftest import DTYPES, assert_matches_reference, random_dense, random_spar
 
 SHAPES = [  # (m, k, n)
     (0, 5, 3), (5, 0, 3), (5, 4, 0), (1, 1, 1), (7, 33, 1), (33, 7, 16), (64, 1025, 7),
-    (1025, 33, 1), (130, 70, 65),
+    (1025, 33, 1), (130, 70, 65), (40, 50, 200),
 ]
 
 

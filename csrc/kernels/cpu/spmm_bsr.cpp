@@ -1,11 +1,14 @@
 // BSR SpMM on the CPU: for block row I and each block p of it (block column J),
 // out[I*r + i, :] += sum_j blocks[p, i, j] * b[J*c + j, :].
 //
-// Rows of a block row are processed R (<= 4) at a time so that every vector of
+// Rows of a block row are processed R (<= 6) at a time so that every vector of
 // b loaded is used R times; out columns are kept in registers in panels of NV
-// vectors (R * NV accumulators). Columns past the last panel go one by one,
-// which is also the whole of N = 1. Edge blocks (m or k not a multiple of r or
-// c) are clipped: padding rows/columns of a block are never read.
+// vectors (R * NV <= 12 accumulators: 6 x 2 vectors is the AVX2 register
+// budget with the 2 b vectors and a broadcast). Columns past the last panel go one by one,
+// which is also the whole of N = 1. Wide n goes in column blocks of 64, the
+// block outermost (b's block stays in cache). Edge blocks (m or k not a
+// multiple of r or c) are clipped: padding rows/columns of a block are never
+// read.
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/simd.h"
 
@@ -60,36 +63,51 @@ static inline void bsr_column(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0
   for (int t = 0; t < R; ++t) a.out[(i0 + t) * a.ldo + j] = from_float<T>(acc[t]);
 }
 
-// All n columns of rows i0 .. i0+R-1. Fewer rows leave registers for wider panels.
+// Columns [j0, j1) of rows i0 .. i0+R-1. Fewer rows leave registers for wider panels.
 template <int R, typename T, typename I>
-static void bsr_rows(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0, int64_t ii) {
-  constexpr int NV = R <= 2 ? 4 : 2;
-  int64_t j = 0;
-  for (; j + NV * kW <= a.n; j += NV * kW) bsr_panel<R, NV>(a, p0, p1, i0, ii, j);
-  for (; j + kW <= a.n; j += kW) bsr_panel<R, 1>(a, p0, p1, i0, ii, j);
-  for (; j < a.n; ++j) bsr_column<R>(a, p0, p1, i0, ii, j);
+static void bsr_rows(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0, int64_t ii, int64_t j0, int64_t j1) {
+  constexpr int NV = R == 1 ? 8 : (R == 2 ? 4 : 2);  // 8 accumulators: 8 independent FMA chains
+  int64_t j = j0;
+  for (; j + NV * kW <= j1; j += NV * kW) bsr_panel<R, NV>(a, p0, p1, i0, ii, j);
+  for (; j + kW <= j1; j += kW) bsr_panel<R, 1>(a, p0, p1, i0, ii, j);
+  for (; j < j1; ++j) bsr_column<R>(a, p0, p1, i0, ii, j);
 }
+
+// Wide n: columns in blocks of this many, the block outermost, so the block
+// of b (k x kColumnBlock) stays in cache while every block row of the range
+// uses it (without it, each row group re-reads its blocks' b rows across all
+// n columns from memory).
+constexpr int64_t kColumnBlock = 64;
 
 template <typename T, typename I>
 void bsr_spmm(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
-  for (int64_t bi = begin; bi < end; ++bi) {
-    const I p0 = a.block_row_ptr[bi], p1 = a.block_row_ptr[bi + 1];
-    const int64_t row0 = bi * a.r;
-    const int64_t rows = min_i64(a.r, a.m - row0);
-    int64_t ii = 0;
-    for (; ii + 4 <= rows; ii += 4) bsr_rows<4>(a, p0, p1, row0 + ii, ii);
-    switch (rows - ii) {
-      case 3:
-        bsr_rows<3>(a, p0, p1, row0 + ii, ii);
-        break;
-      case 2:
-        bsr_rows<2>(a, p0, p1, row0 + ii, ii);
-        break;
-      case 1:
-        bsr_rows<1>(a, p0, p1, row0 + ii, ii);
-        break;
-      default:
-        break;
+  for (int64_t j0 = 0; j0 < a.n; j0 += kColumnBlock) {
+    const int64_t j1 = min_i64(a.n, j0 + kColumnBlock);
+    for (int64_t bi = begin; bi < end; ++bi) {
+      const I p0 = a.block_row_ptr[bi], p1 = a.block_row_ptr[bi + 1];
+      const int64_t row0 = bi * a.r;
+      const int64_t rows = min_i64(a.r, a.m - row0);
+      int64_t ii = 0;
+      for (; ii + 6 <= rows; ii += 6) bsr_rows<6>(a, p0, p1, row0 + ii, ii, j0, j1);
+      switch (rows - ii) {
+        case 5:
+          bsr_rows<5>(a, p0, p1, row0 + ii, ii, j0, j1);
+          break;
+        case 4:
+          bsr_rows<4>(a, p0, p1, row0 + ii, ii, j0, j1);
+          break;
+        case 3:
+          bsr_rows<3>(a, p0, p1, row0 + ii, ii, j0, j1);
+          break;
+        case 2:
+          bsr_rows<2>(a, p0, p1, row0 + ii, ii, j0, j1);
+          break;
+        case 1:
+          bsr_rows<1>(a, p0, p1, row0 + ii, ii, j0, j1);
+          break;
+        default:
+          break;
+      }
     }
   }
 }

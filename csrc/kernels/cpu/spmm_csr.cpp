@@ -127,42 +127,67 @@ static int64_t rows_n1(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   return -1;
 }
 
-// n > 16: panels of 4 vectors, single vectors, one partial vector.
+// n > 16: columns in blocks of 8 vectors, the block outermost: a block of b
+// (k x 8 vectors) stays in cache while every row of the range uses it (the
+// rows' b rows are random, so without blocking each product misses the cache
+// for wide n). A whole block is one panel of 8 accumulators (8 independent FMA
+// chains per non-zero); a partial last block takes panels of 4 vectors,
+// single vectors and one partial vector. Rows are checked on the first block
+// only.
 template <typename T, typename I>
 static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
-  const int64_t n = a.n;
-  for (int64_t i = begin; i < end; ++i) {
-    int64_t p0, p1;
-    if (!row_ok(a, i, p0, p1)) return i;
-    T* out = a.out + i * a.ldo;
-    int64_t j = 0;
-    for (; j + 4 * kW <= n; j += 4 * kW) {
-      VecF c0 = vzero(), c1 = vzero(), c2 = vzero(), c3 = vzero();
-      for (int64_t p = p0; p < p1; ++p) {
-        const VecF v = vset1(to_float(a.values[p]));
-        const T* brow = a.b + int64_t(a.col_idx[p]) * a.ldb + j;
-        c0 = vfma(v, vload(brow), c0);
-        c1 = vfma(v, vload(brow + kW), c1);
-        c2 = vfma(v, vload(brow + 2 * kW), c2);
-        c3 = vfma(v, vload(brow + 3 * kW), c3);
+  constexpr int64_t kBlock = 8 * kW;
+  for (int64_t j0 = 0; j0 < a.n; j0 += kBlock) {
+    const int64_t jn = a.n - j0 < kBlock ? a.n : j0 + kBlock;
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t p0, p1;
+      if (j0 == 0) {
+        if (!row_ok(a, i, p0, p1)) return i;
+      } else {
+        p0 = int64_t(a.row_ptr[i]);
+        p1 = int64_t(a.row_ptr[i + 1]);
       }
-      vstore(out + j, c0);
-      vstore(out + j + kW, c1);
-      vstore(out + j + 2 * kW, c2);
-      vstore(out + j + 3 * kW, c3);
-    }
-    for (; j + kW <= n; j += kW) {
-      VecF c0 = vzero();
-      for (int64_t p = p0; p < p1; ++p)
-        c0 = vfma(vset1(to_float(a.values[p])), vload(a.b + int64_t(a.col_idx[p]) * a.ldb + j), c0);
-      vstore(out + j, c0);
-    }
-    if (j < n) {
-      const int r = int(n - j);
-      VecF c0 = vzero();
-      for (int64_t p = p0; p < p1; ++p)
-        c0 = vfma(vset1(to_float(a.values[p])), vload_partial(a.b + int64_t(a.col_idx[p]) * a.ldb + j, r), c0);
-      vstore_partial(out + j, c0, r);
+      T* out = a.out + i * a.ldo;
+      int64_t j = j0;
+      if (jn - j0 == kBlock) {
+        VecF c[8];
+        for (int u = 0; u < 8; ++u) c[u] = vzero();
+        for (int64_t p = p0; p < p1; ++p) {
+          const VecF v = vset1(to_float(a.values[p]));
+          const T* brow = a.b + int64_t(a.col_idx[p]) * a.ldb + j;
+          for (int u = 0; u < 8; ++u) c[u] = vfma(v, vload(brow + u * kW), c[u]);
+        }
+        for (int u = 0; u < 8; ++u) vstore(out + j + u * kW, c[u]);
+        continue;
+      }
+      for (; j + 4 * kW <= jn; j += 4 * kW) {
+        VecF c0 = vzero(), c1 = vzero(), c2 = vzero(), c3 = vzero();
+        for (int64_t p = p0; p < p1; ++p) {
+          const VecF v = vset1(to_float(a.values[p]));
+          const T* brow = a.b + int64_t(a.col_idx[p]) * a.ldb + j;
+          c0 = vfma(v, vload(brow), c0);
+          c1 = vfma(v, vload(brow + kW), c1);
+          c2 = vfma(v, vload(brow + 2 * kW), c2);
+          c3 = vfma(v, vload(brow + 3 * kW), c3);
+        }
+        vstore(out + j, c0);
+        vstore(out + j + kW, c1);
+        vstore(out + j + 2 * kW, c2);
+        vstore(out + j + 3 * kW, c3);
+      }
+      for (; j + kW <= jn; j += kW) {
+        VecF c0 = vzero();
+        for (int64_t p = p0; p < p1; ++p)
+          c0 = vfma(vset1(to_float(a.values[p])), vload(a.b + int64_t(a.col_idx[p]) * a.ldb + j), c0);
+        vstore(out + j, c0);
+      }
+      if (j < jn) {
+        const int r = int(jn - j);
+        VecF c0 = vzero();
+        for (int64_t p = p0; p < p1; ++p)
+          c0 = vfma(vset1(to_float(a.values[p])), vload_partial(a.b + int64_t(a.col_idx[p]) * a.ldb + j, r), c0);
+        vstore_partial(out + j, c0, r);
+      }
     }
   }
   return -1;
