@@ -14,8 +14,9 @@
 // column of b, from a per-call transposed fp32 copy of b (row_select_n).
 // 6 <= n <= 16: the n output columns in registers (template per n), each
 // value broadcast against its b row (columns from a table per meta word),
-// several accumulator sets. n > 16: panels of 4 vectors, single vectors, one
-// partial vector.
+// several accumulator sets. n > 16: columns in blocks of 8 vectors, the block
+// outermost (b's block stays in cache across the rows), a whole block as one
+// 8-vector panel, else panels of 4 vectors, single vectors, one partial vector.
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
@@ -186,13 +187,21 @@ static inline void panel(const Sparse24SpmmArgs<T>& a, const T* vals, const uint
   for (int u = 0; u < NV; ++u) vstore(out + j + u * kW, acc[u]);
 }
 
+// Columns [j0, j1) of one row: a whole block of 8 vectors as one panel (8
+// independent FMA chains), else panels of 4 vectors, single vectors and one
+// partial vector.
 template <typename T>
-static void row_wide(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out) {
-  int64_t j = 0;
-  for (; j + 4 * kW <= a.n; j += 4 * kW) panel<4>(a, vals, meta, out, j);
-  for (; j + kW <= a.n; j += kW) panel<1>(a, vals, meta, out, j);
-  if (j < a.n) {
-    const int r = int(a.n - j);
+static void row_wide(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out, int64_t j0,
+                     int64_t j1) {
+  int64_t j = j0;
+  if (j1 - j0 == 8 * kW) {
+    panel<8>(a, vals, meta, out, j);
+    return;
+  }
+  for (; j + 4 * kW <= j1; j += 4 * kW) panel<4>(a, vals, meta, out, j);
+  for (; j + kW <= j1; j += kW) panel<1>(a, vals, meta, out, j);
+  if (j < j1) {
+    const int r = int(j1 - j);
     VecF acc = vzero();
     for_each_entry(vals, meta, a.k, [&](int64_t col, T v) {
       acc = vfma(vset1(to_float(v)), vload_partial(a.b + col * a.ldb + j, r), acc);
@@ -201,12 +210,14 @@ static void row_wide(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t
   }
 }
 
+// Calls row(values, meta, out) for rows [begin, end), each checked first
+// unless check is false (a later column block of rows already checked).
 template <typename T, typename Row>
-static int64_t rows(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, const Row& row) {
+static int64_t rows(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, const Row& row, bool check = true) {
   const int64_t kp = (a.k + 15) / 16 * 16;
   for (int64_t i = begin; i < end; ++i) {
     const uint16_t* meta = a.meta + i * (kp / 16);
-    if (!meta_row_ok(meta, kp / 16)) return i;
+    if (check && !meta_row_ok(meta, kp / 16)) return i;
     if (i + 2 < a.m) {  // prefetch the values of the row after next (one thread alone is latency bound)
       const char* nv = reinterpret_cast<const char*>(a.values + (i + 2) * (kp / 2));
       for (int64_t o = 0; o < (kp / 2) * int64_t(sizeof(T)); o += 64) __builtin_prefetch(nv + o);
@@ -256,7 +267,14 @@ void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int
     SK_CASE(6) SK_CASE(7) SK_CASE(8) SK_CASE(9) SK_CASE(10) SK_CASE(11) SK_CASE(12) SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
 #undef SK_CASE
     default:
-      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) { row_wide(a, vals, meta, out); });
+      // columns in blocks of 8 vectors, the block outermost: b's block stays
+      // in cache across the rows (each row reads half of b's rows)
+      for (int64_t j0 = 0; j0 < a.n && bad < 0; j0 += 8 * kW) {
+        const int64_t j1 = a.n - j0 < 8 * kW ? a.n : j0 + 8 * kW;
+        bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) {
+          row_wide(a, vals, meta, out, j0, j1);
+        }, j0 == 0);
+      }
       break;
   }
   *first_bad = bad;
