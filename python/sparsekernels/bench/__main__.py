@@ -1,4 +1,5 @@
-"""python -m sparsekernels.bench --suite quick|decode|prefill|dlmc|spgemm|attention|all --device cpu|cuda --out DIR"""
+"""python -m sparsekernels.bench --suite quick|decode|prefill|dlmc|spgemm|sddmm|targets|minilm|attention|all
+--device cpu|cuda --out DIR"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 
 import sparsekernels as sk
-from sparsekernels.bench import compare, report, runner, timing
+from sparsekernels.bench import compare, marks, report, runner, timing
 from sparsekernels.bench.suites import ALL, EMPTY_REASON, PLANNED, SUITES
 
 
@@ -134,6 +135,9 @@ def main(argv=None) -> int:
     report.write_outputs(out, rows, meta, written)
     print(f"wrote {out}/results.jsonl, {out}/report.md, {out}/meta.json"
           + "".join(f", {Path(w).name}" for w in written))
+    if any(r.get("targets") for r in rows):
+        c = marks.summary(rows)
+        print(f"targets: {c[marks.MET]} met, {c[marks.NOT_MET]} not met, {c[marks.NA]} n/a", file=sys.stderr)
     status = 0
     wrong = [r["case"] for r in rows if report.check(r) == "WRONG"]
     if wrong:

@@ -83,7 +83,8 @@ def speedup_vs_sparsity(rows: list[dict], path: Path, baseline: str = "torch_den
 def roofline(rows: list[dict], ceilings: dict, path: Path) -> Path | None:
     """Achieved GFLOP/s (useful flops) vs arithmetic intensity (useful flops / bytes the format moves) for every
     row of ours, under the bandwidth and matmul ceilings measured in the same run."""
-    pts = [r for r in rows if _ok(r.get("TFLOPs")) and _ok(r.get("intensity"))]
+    # thread-scaling rows repeat a row of ours at all threads: left out
+    pts = [r for r in rows if _ok(r.get("TFLOPs")) and _ok(r.get("intensity")) and "scaling" not in r]
     if not pts:
         return None
     plt = _plt()
@@ -99,9 +100,9 @@ def roofline(rows: list[dict], ceilings: dict, path: Path) -> Path | None:
     for r in pts:
         op = r.get("op", "spmm")
         fmt = r.get("format", "?")
-        label = f"{op} {fmt}" if op == "spmm" else f"spgemm {r.get('graph', '')}"
-        color = _FMT_COLOR.get(fmt, "gray") if op == "spmm" else "tab:purple"
-        marker = _DTYPE_MARKER.get(r.get("dtype"), "o") if op == "spmm" else "D"
+        label = f"spgemm {r.get('graph', '')}" if op == "spgemm" else f"{op} {fmt}"
+        color = "tab:purple" if op == "spgemm" else _FMT_COLOR.get(fmt, "gray")
+        marker = {"spgemm": "D", "sddmm": "*"}.get(op, _DTYPE_MARKER.get(r.get("dtype"), "o"))
         ax.scatter(r["intensity"], r["TFLOPs"] * 1e3, color=color, marker=marker, s=22, alpha=0.8,
                    label=None if label in seen else label)
         seen.add(label)
@@ -109,7 +110,7 @@ def roofline(rows: list[dict], ceilings: dict, path: Path) -> Path | None:
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (useful flop / byte moved)")
     ax.set_ylabel("achieved GFLOP/s (useful flops)")
-    ax.set_title("roofline (markers: o float32, s bfloat16, ^ float16, D spgemm)", fontsize=10)
+    ax.set_title("roofline (markers: o float32, s bfloat16, ^ float16, D spgemm, * sddmm)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
