@@ -149,13 +149,13 @@ def _spmm_baselines(case: Case, device: str) -> dict[str, Callable]:
     out["torch_dense"] = dense
 
     def torch_csr(w, b):
-        wc = w.to_sparse_csr()
+        wc = _memo(("torch_csr",), w, w.to_sparse_csr)
         return (lambda: wc @ b), _nb(wc.crow_indices()) + _nb(wc.col_indices()) + _nb(wc.values()) + _nb(b)
 
     out["torch_csr"] = torch_csr
     if case.fmt == "bsr":
         def torch_bsr(w, b):
-            wb = w.to_sparse_bsr(case.blocksize)
+            wb = _memo(("torch_bsr", case.blocksize), w, lambda: w.to_sparse_bsr(case.blocksize))
             return (lambda: wb @ b), _nb(wb.crow_indices()) + _nb(wb.col_indices()) + _nb(wb.values()) + _nb(b)
 
         out["torch_bsr"] = torch_bsr
@@ -165,7 +165,7 @@ def _spmm_baselines(case: Case, device: str) -> dict[str, Callable]:
                 raise TypeError(f"scipy.sparse has no {case.dtype} matmul")
             import scipy.sparse
 
-            w_sp = scipy.sparse.csr_array(w.numpy())
+            w_sp = _memo(("scipy",), w, lambda: scipy.sparse.csr_array(w.numpy()))
             b_np = b.numpy()
             nbytes = w_sp.data.nbytes + w_sp.indices.nbytes + w_sp.indptr.nbytes + b_np.nbytes
             return (lambda: torch.from_numpy(w_sp @ b_np)), nbytes
@@ -256,7 +256,7 @@ class _Prepared:
 # pruned random weights of the last cases (the same weight serves several N / dtypes / formats of a suite):
 # key -> (weight, generator state after drawing it), so that what is drawn next stays the same
 _WEIGHT_CACHE: dict = {}
-_WEIGHT_CACHE_SIZE = 2
+_WEIGHT_CACHE_SIZE = 4
 
 
 def _random_weight(case, g: torch.Generator) -> torch.Tensor:
@@ -272,6 +272,26 @@ def _random_weight(case, g: torch.Generator) -> torch.Tensor:
     while len(_WEIGHT_CACHE) > _WEIGHT_CACHE_SIZE:
         _WEIGHT_CACHE.pop(next(iter(_WEIGHT_CACHE)))
     return w
+
+
+# conversions of a CPU weight that several rows share (dtype copies, packed formats, torch / scipy CSR, nnz):
+# (tag, id(source)) -> (source, value); a hit needs the very same source object (kept alive by the entry)
+_MEMO: dict = {}
+_MEMO_SIZE = 12
+
+
+def _memo(tag, src: torch.Tensor, fn: Callable):
+    if src.device.type != "cpu":  # CUDA rotations clone operands on purpose: never share their conversions
+        return fn()
+    key = (tag, id(src))
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is src:
+        return hit[1]
+    value = fn()
+    _MEMO[key] = (src, value)
+    while len(_MEMO) > _MEMO_SIZE:
+        _MEMO.pop(next(iter(_MEMO)))
+    return value
 
 
 def _select(baselines: dict, wanted: tuple, always: str) -> dict:
@@ -292,14 +312,14 @@ def _prepare_spmm(case: Case, device: str, seed: int = 0) -> _Prepared | dict:
         else:
             w32, facts = _weight(case, g)
         row.update(facts)
-        w = w32.to(case.dtype)
+        w = _memo(("dtype", case.dtype), w32, lambda: w32.to(case.dtype))
         b_cpu = torch.randn(case.k, case.n, generator=g).to(case.dtype)
         ref = w.double() @ b_cpu.double()
-        a = _pack(case, w)
+        a = _memo(("pack", case.fmt, case.blocksize), w, lambda: _pack(case, w))
     except Exception as e:  # noqa: BLE001
         row["error"] = f"input: {_short(e)}"
         return row
-    nnz_true = int((w != 0).sum())
+    nnz_true = _memo(("nnz",), w, lambda: int((w != 0).sum()))
     row.update(nnz=nnz_true, format_bytes=a.format_nbytes, dense_bytes=_nb(w))
     if device == "cuda":
         a, w, b = a.to("cuda"), w.to("cuda"), b_cpu.to("cuda")
