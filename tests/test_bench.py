@@ -62,6 +62,7 @@ def test_end_to_end_writes_everything(tiny_run):
     assert [r["case"] for r in rows] == [c.label for c in _tiny_spmm("cpu")]
     for r in rows:
         assert r["check"] == "ok" and r["t_us"] > 0 and r["err"] <= 1e-2
+        assert r["wall_s"] > 0 and "load1" in r
         assert {"GBps", "TFLOPs", "bw_frac", "flop_frac", "intensity", "threads"} <= set(r)
         assert {"torch_dense", "torch_csr", "scipy"} <= set(r["baselines"])
         for b in r["baselines"].values():
@@ -76,6 +77,7 @@ def test_end_to_end_writes_everything(tiny_run):
         assert (tiny_run / png).read_bytes()[:8] == PNG
     meta = json.loads((tiny_run / "meta.json").read_text())
     assert meta["ceilings"]["copy_GBps"] > 0 and meta["threads"] >= 1
+    assert meta["wall_s"] > 0 and "load1_start" in meta and "load1_end" in meta and "load average" in md
 
 
 def test_compare_flags_regression(tiny, tiny_run, tmp_path):

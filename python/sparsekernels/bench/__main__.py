@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -39,6 +41,13 @@ def _device_name(device: str) -> str:
     except OSError:
         pass
     return name
+
+
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def main(argv=None) -> int:
@@ -101,6 +110,8 @@ def main(argv=None) -> int:
         "notes": notes,
     }
     rows = []
+    meta["load1_start"] = _load()
+    t_start = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True) as progress:
         task = progress.add_task("measuring ceilings", total=len(plan) + 1)
@@ -115,8 +126,15 @@ def main(argv=None) -> int:
                     print(f"suite {suite}: {e}", file=sys.stderr)
                     meta["notes"].append(f"suite `{suite}`: not run: {e}")
             else:
-                rows.append({"suite": suite, **runner.run_case(case, args.device, meta["ceilings"])})
+                load = _load()
+                t0 = time.perf_counter()
+                row = runner.run_case(case, args.device, meta["ceilings"])
+                # wall time of the whole row (inputs, reference, every measurement) and the 1-minute load
+                # average when it started: a loaded machine is the usual reason for odd numbers
+                rows.append({"suite": suite, **row, "wall_s": round(time.perf_counter() - t0, 2), "load1": load})
             progress.advance(task)
+    meta["load1_end"] = _load()
+    meta["wall_s"] = round(time.perf_counter() - t_start, 1)
     if old is not None:
         summary = compare.annotate(rows, *old)
         meta["compare"] = {"old": str(args.compare), "old_commit": old[1].get("commit", "?"),

@@ -151,6 +151,9 @@ def write_outputs(out_dir: Path, rows: list[dict], meta: dict, plots: list[str] 
         f"- ceilings measured in this run: copy {c['copy_GBps']:.1f} GB/s (read + write), "
         f"dense matmul {c['matmul_TFLOPs']:.3f} TFLOP/s ({c.get('matmul_dtype', 'float32')})",
         f"- timing: {meta.get('timing', '')}",
+        f"- run: {meta.get('wall_s', '?')} s wall; 1-minute load average {meta.get('load1_start', '?')} at the "
+        f"start, {meta.get('load1_end', '?')} at the end (per row: `load1`, `wall_s` in results.jsonl; a load "
+        f"above 0 from other processes makes multi-thread times noisy)",
         "- speedup = baseline time / our time (> 1: sparsekernels is faster); GB/s counts the bytes the format "
         "moves (format arrays + dense operand + output; SpGEMM: both operands + the product); GFLOP/s counts "
         "useful flops (2 x nnz x N; SpGEMM: 2 x partial products); % bw and % peak are fractions of the "
