@@ -50,7 +50,8 @@ def speedup_vs_sparsity(rows: list[dict], path: Path, baseline: str = "torch_den
         if not _ok(b.get("speedup")):
             continue
         key = (r.get("suite") or "", r["m"], r["k"], r["n"], r.get("source", "random"))
-        panels[key][(r["format"], r["dtype"])].append((r["sparsity"], b["speedup"]))
+        fmt = r["format"] + (" {}x{}".format(*r["blocksize"]) if r.get("blocksize") else "")
+        panels[key][(fmt, r["dtype"])].append((r["sparsity"], b["speedup"]))
     if not panels:
         return None
     plt = _plt()
@@ -62,7 +63,7 @@ def speedup_vs_sparsity(rows: list[dict], path: Path, baseline: str = "torch_den
             pts.sort()
             xs, ys = [100 * p[0] for p in pts], [p[1] for p in pts]
             ax.plot(xs, ys, _DTYPE_STYLE.get(dtype, "-"), marker=_DTYPE_MARKER.get(dtype, "o"),
-                    color=_FMT_COLOR.get(fmt, "gray"), label=f"{fmt} {dtype}", markersize=5)
+                    color=_FMT_COLOR.get(fmt.split()[0], "gray"), label=f"{fmt} {dtype}", markersize=5)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log", base=2)
         ax.set_title(f"{m}x{k} @ N={n}{_source_tag(src)}" + (f" [{suite}]" if suite else ""), fontsize=9)

@@ -305,6 +305,8 @@ def _prepare_spmm(case: Case, device: str, seed: int = 0) -> _Prepared | dict:
     row: dict = {"case": case.label, "op": "spmm", "format": case.fmt, "m": case.m, "k": case.k, "n": case.n,
                  "sparsity": case.sparsity, "dtype": str(case.dtype).replace("torch.", ""), "source": case.source,
                  "threads": torch.get_num_threads() if device == "cpu" else None, "baselines": {}}
+    if case.fmt == "bsr":
+        row["blocksize"] = list(case.blocksize)
     g = torch.Generator().manual_seed(seed)
     try:
         if case.source == "random":
@@ -399,6 +401,8 @@ def _prepare_sddmm(case: SDDMMCase, device: str, seed: int = 0) -> _Prepared | d
                  "sparsity": case.sparsity, "dtype": str(case.dtype).replace("torch.", ""), "source": "random",
                  "threads": torch.get_num_threads() if device == "cpu" else None, "baselines": {},
                  "dense_baseline": "dense_mask"}
+    if case.fmt == "bsr":
+        row["blocksize"] = list(case.blocksize)
     g = torch.Generator().manual_seed(seed)
     try:
         a = _pack(case, _random_weight(case, g).to(case.dtype))
