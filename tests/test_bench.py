@@ -62,6 +62,7 @@ def test_end_to_end_writes_everything(tiny_run):
     assert [r["case"] for r in rows] == [c.label for c in _tiny_spmm("cpu")]
     for r in rows:
         assert r["check"] == "ok" and r["t_us"] > 0 and r["err"] <= 1e-2
+        assert r["wall_s"] > 0 and "load1" in r
         assert {"GBps", "TFLOPs", "bw_frac", "flop_frac", "intensity", "threads"} <= set(r)
         assert {"torch_dense", "torch_csr", "scipy"} <= set(r["baselines"])
         for b in r["baselines"].values():
@@ -76,6 +77,7 @@ def test_end_to_end_writes_everything(tiny_run):
         assert (tiny_run / png).read_bytes()[:8] == PNG
     meta = json.loads((tiny_run / "meta.json").read_text())
     assert meta["ceilings"]["copy_GBps"] > 0 and meta["threads"] >= 1
+    assert meta["wall_s"] > 0 and "load1_start" in meta and "load1_end" in meta and "load average" in md
 
 
 def test_compare_flags_regression(tiny, tiny_run, tmp_path):
@@ -208,7 +210,8 @@ def test_suite_all_runs_every_suite(tiny, monkeypatch, tmp_path):
     assert [r["suite"] for r in _rows(out)] == ["tiny", "tinygemm"]
     assert "## tinygemm" in (out / "report.md").read_text()
     # every real suite is part of `all` and builds its case list
-    assert set(suites.ALL) == {"quick", "decode", "prefill", "dlmc", "spgemm", "minilm", "attention"}
+    assert set(suites.ALL) == {"quick", "decode", "prefill", "dlmc", "spgemm", "sddmm", "minilm", "attention",
+                               "targets"}
     for name in suites.ALL:
         labels = [c.label for c in suites.SUITES[name]("cpu")]
         assert len(labels) == len(set(labels)), f"duplicate labels in {name}"
@@ -327,3 +330,194 @@ def test_model_suite_rows_and_missing_package(tiny, monkeypatch, tmp_path):
     assert [r["case"] for r in rows] == ["model x"] and rows[0]["suite"] == "models"
     meta = json.loads((out / "meta.json").read_text())
     assert any("no weights package" in n for n in meta["notes"])
+
+
+# ------------------------------------------------------------------------------- SDDMM rows, targets, marks
+from sparsekernels.bench import marks  # noqa: E402
+from sparsekernels.bench.suites import SDDMMCase, Target, ThreadScalingCase  # noqa: E402
+
+
+def _tiny_sddmm(device):  # noqa: ARG001
+    return [SDDMMCase(64, 80, 16, "csr", 0.9), SDDMMCase(33, 47, 7, "csr", 0.7, torch.bfloat16),
+            SDDMMCase(64, 96, 8, "bsr", 0.5, blocksize=(16, 16)), SDDMMCase(64, 96, 8, "bitmap", 0.8),
+            SDDMMCase(64, 96, 8, "sparse24", 0.5, torch.float16)]
+
+
+def test_sddmm_rows_are_checked_against_float64(tiny, tmp_path, monkeypatch):
+    monkeypatch.setitem(suites.SUITES, "tinysddmm", _tiny_sddmm)
+    out = tmp_path / "sddmm"
+    assert bench_main.main(["--suite", "tinysddmm", "--out", str(out), *FAST]) == 0
+    rows = _rows(out)
+    assert [r["case"] for r in rows] == [c.label for c in _tiny_sddmm("cpu")]
+    for r, c in zip(rows, _tiny_sddmm("cpu")):
+        assert r["op"] == "sddmm" and r["check"] == "ok" and r["t_us"] > 0, r
+        assert r["err"] <= (1e-5 if c.dtype == torch.float32 else 2e-2)
+        assert r["flops"] == 2 * r["nnz"] * c.d and r["bytes_moved"] > r["format_bytes"]
+        dm = r["baselines"]["dense_mask"]
+        assert dm["t_us"] > 0 and dm["speedup"] > 0 and dm["err"] <= (1e-5 if c.dtype == torch.float32 else 2e-2)
+        sa = r["baselines"]["torch_sampled_addmm"]  # torch's CPU SDDMM: measured, or its failure in the row
+        assert "error" in sa or (sa["err"] <= 1e-2 and sa["t_us"] > 0)
+        assert "scipy" not in r["baselines"]
+    # the stored pattern: CSR entries only; a BSR block counts all its r x c slots; 2:4 two slots of four
+    assert rows[0]["nnz"] == round(0.1 * 64 * 80)
+    assert rows[2]["nnz"] % (16 * 16) == 0
+    assert rows[4]["nnz"] == 64 * 96 // 2
+    assert "sddmm" in (out / "report.md").read_text()
+
+
+def test_sddmm_wrong_result_is_flagged(tiny, tmp_path, monkeypatch):
+    monkeypatch.setitem(suites.SUITES, "tinysddmm", _tiny_sddmm)
+    real = runner.ours_sddmm
+    calls = []
+
+    def off_by_one_entry(a, x, y):
+        out = real(a, x, y).clone()
+        out.view(-1)[len(calls) % out.numel()] += 1.0  # one wrong entry
+        calls.append(1)
+        return out
+
+    monkeypatch.setattr(runner, "ours_sddmm", off_by_one_entry)
+    out = tmp_path / "sw"
+    assert bench_main.main(["--suite", "tinysddmm", "--limit", "3", "--out", str(out), "--no-plots", *FAST]) == 1
+    assert [r["check"] for r in _rows(out)] == ["WRONG"] * 3
+
+
+def _row(speedup=None, err=0.0, bw_frac=0.5, intensity=1.0, scaling=None, baseline_error=None):
+    b = {"torch_dense": {"t_us": 10.0, "speedup": speedup, "err": 0.0}} if speedup is not None else {}
+    if baseline_error:
+        b["scipy"] = {"error": baseline_error}
+    r = {"case": "x", "dtype": "float32", "t_us": 5.0, "err": err, "baselines": b, "bw_frac": bw_frac,
+         "intensity": intensity, "threads": 2}
+    if scaling is not None:
+        r["scaling"] = scaling
+    return r
+
+
+CEIL = {"copy_GBps": 20.0, "matmul_TFLOPs": 0.2}  # ridge: 10 flop / byte
+
+
+@pytest.mark.parametrize("got,mark", [(1.39, "not met"), (1.4, "met"), (1.41, "met"), (0.5, "not met")])
+def test_mark_flips_at_the_threshold(got, mark):
+    (m,) = marks.evaluate(_row(speedup=got), [Target("torch_dense", 1.4)], CEIL)
+    assert m["mark"] == mark and m["got"] == got and m["need"] == 1.4
+
+
+def test_marks_bandwidth_threads_and_unmeasurable():
+    bw = Target("copy_bw", 0.7, memory_bound_only=True)
+    assert marks.ridge(CEIL) == pytest.approx(10.0)
+    assert marks.evaluate(_row(bw_frac=0.71, intensity=2.0), [bw], CEIL)[0]["mark"] == "met"
+    assert marks.evaluate(_row(bw_frac=0.69, intensity=2.0), [bw], CEIL)[0]["mark"] == "not met"
+    m = marks.evaluate(_row(bw_frac=0.2, intensity=12.0), [bw], CEIL)[0]  # compute-bound in this run
+    assert m["mark"] == "n/a" and "compute-bound" in m["why"]
+    assert marks.evaluate(_row(bw_frac=0.2, intensity=12.0), [Target("copy_bw", 0.1)], CEIL)[0]["mark"] == "met"
+    sc = [Target("threads:2", 1.7), Target("threads:16", 10.0)]
+    m2, m16 = marks.evaluate(_row(scaling={"2": 1.69}), sc, CEIL)
+    assert m2["mark"] == "not met" and m16["mark"] == "n/a" and "16 threads" in m16["why"]
+    assert marks.evaluate(_row(scaling={"2": 1.7}), sc, CEIL)[0]["mark"] == "met"
+    m = marks.evaluate(_row(speedup=3.0, baseline_error="TypeError: no bf16"), [Target("scipy", 1.5)], CEIL)[0]
+    assert m["mark"] == "n/a" and "no bf16" in m["why"]
+    assert marks.evaluate(_row(speedup=3.0), [Target("torch_csr", 2.0)], CEIL)[0]["mark"] == "n/a"
+    # a wrong or failed row meets nothing, however fast
+    assert marks.evaluate(_row(speedup=9.0, err=1.0), [Target("torch_dense", 1.4)], CEIL)[0]["mark"] == "not met"
+    failed = {"case": "x", "dtype": "float32", "error": "boom", "baselines": {}}
+    m = marks.evaluate(failed, [Target("torch_dense", 1.4)], CEIL)[0]
+    assert m["mark"] == "not met" and "boom" in m["why"]
+    assert Target("copy_bw", 0.7, True).text == ">= 70% copy bw (if memory-bound)"
+    assert Target("threads:2", 1.7).text == ">= 1.7x 1 -> 2 threads"
+
+
+def test_marks_come_from_the_measured_times(tiny, tmp_path, monkeypatch):
+    """The same case and target: met with the real kernel, not met once ours is made slow. One thread: on a
+    loaded 2-core machine a 2-thread call can stall for milliseconds waiting for a core."""
+    import time
+
+    case = Case(64, 96, 8, "csr", 0.7, targets=(Target("torch_dense", 0.01), Target("torch_csr", 1e6)))
+    monkeypatch.setitem(suites.SUITES, "tinytarget", lambda device: [case])
+    monkeypatch.setattr(runner, "ALL_THREADS", runner.ALL_THREADS)  # main sets it; restored after the test
+    threads_before = torch.get_num_threads()
+    one = ["--threads", "1"]
+    out = tmp_path / "t1"
+    try:
+        assert bench_main.main(["--suite", "tinytarget", "--out", str(out), "--no-plots", *one, *FAST]) == 0
+    finally:
+        torch.set_num_threads(threads_before)
+    (row,) = _rows(out)
+    (dense, csr) = row["targets"]
+    assert dense["mark"] == "met" and dense["got"] == row["baselines"]["torch_dense"]["speedup"] >= 0.01
+    assert csr["mark"] == "not met" and csr["got"] == row["baselines"]["torch_csr"]["speedup"]
+    md = (out / "report.md").read_text()
+    assert "## Targets" in md and "1 met, 1 not met, 0 n/a" in md and "targets (measured, mark)" in md
+    real = runner.ours_spmm
+
+    def slow(a, b):
+        time.sleep(0.05)  # > 100x the tiny dense matmul (~0.02-0.1 ms)
+        return real(a, b)
+
+    monkeypatch.setattr(runner, "ours_spmm", slow)
+    out2 = tmp_path / "t2"
+    try:
+        assert bench_main.main(["--suite", "tinytarget", "--out", str(out2), "--no-plots", *one, *FAST]) == 0
+    finally:
+        torch.set_num_threads(threads_before)
+    (row2,) = _rows(out2)
+    assert row2["targets"][0]["mark"] == "not met" and row2["targets"][0]["got"] < 0.01
+
+
+def test_thread_scaling_row(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "ALL_THREADS", 2)
+    assert runner.scaling_threads(1) == [1] and runner.scaling_threads(2) == [1, 2]
+    assert runner.scaling_threads(8) == [1, 2, 8] and runner.scaling_threads(32) == [1, 2, 16, 32]
+    case = ThreadScalingCase(Case(64, 96, 8, "bitmap", 0.5), targets=suites.SCALING)
+    row = runner.run_case(case, "cpu", FAKE_CEILINGS)
+    assert row["case"] == case.label and row["scaling_of"] == case.case.label
+    assert set(row["t_us_by_threads"]) == {"1", "2"} and row["t_us"] == row["t_us_by_threads"]["2"]
+    assert row["scaling"] == {"2": pytest.approx(row["t_us_by_threads"]["1"] / row["t_us_by_threads"]["2"])}
+    assert report.check(row) == "ok" and row["threads"] == 2
+    m2, m16 = row["targets"]
+    assert m2["got"] == row["scaling"]["2"] and m2["mark"] == ("met" if m2["got"] >= 1.7 else "not met")
+    assert m16["mark"] == "n/a"
+    srow = runner.run_case(ThreadScalingCase(SDDMMCase(40, 50, 8)), "cpu", FAKE_CEILINGS)
+    assert report.check(srow) == "ok" and "2" in srow["scaling"]
+    assert torch.get_num_threads() == bench_main.torch.get_num_threads()  # restored
+    header, body = report.table_rows([row])
+    assert "t1 / t" in header and body[0][header.index("t1 / t")].endswith("x@2")
+
+
+def test_targets_suite_lists_the_issue_rows():
+    cases = suites.targets("cpu")
+    labels = [c.label for c in cases]
+    assert len(labels) == len(set(labels))
+    assert all(c.targets for c in cases)
+    assert suites.targets("cuda") == [] and "targets" in suites.EMPTY_REASON
+    by_label = {c.label: c for c in cases}
+
+    def need(label, baseline):
+        return {t.baseline: t.ratio for t in by_label[label].targets}[baseline]
+
+    for dtype in ("float32", "bfloat16"):
+        for m, k in ((4096, 4096), (11008, 4096)):
+            for n in (1, 4, 16):
+                assert need(f"bitmap 70% {m}x{k} @ N={n} {dtype}", "torch_dense") == 2.0
+                assert need(f"bitmap 50% {m}x{k} @ N={n} {dtype}", "torch_dense") == 1.3
+                assert need(f"sparse24 2:4 {m}x{k} @ N={n} {dtype}", "torch_dense") == 1.3
+                if dtype == "float32":
+                    assert need(f"csr 70% {m}x{k} @ N={n} {dtype}", "torch_dense") == 1.4
+                    assert need(f"csr 90% {m}x{k} @ N={n} {dtype}", "torch_dense") == 2.0
+                for fmt in ("bitmap 70%", "sparse24 2:4"):
+                    label = f"{fmt} {m}x{k} @ N={n} {dtype}"
+                    assert need(label, "torch_csr") == 2.0 and need(label, "scipy") == 1.5
+                    assert need(label, "copy_bw") == 0.7
+    for n in (256, 2048):
+        for bs in ("32x32", "1x4", "4x1"):
+            assert need(f"bsr 90% {bs} 4096x4096 @ N={n} float32", "torch_dense") == 4.0
+        assert need(f"csr 95% 4096x4096 @ N={n} float32", "torch_dense") == 2.0
+    for dtype in ("float32", "bfloat16"):
+        for d in (64, 128):
+            assert need(f"sddmm csr 90% 4096x4096 d={d} {dtype}", "dense_mask") == 3.0
+    gemm = [c for c in cases if c.op == "spgemm"]
+    assert gemm and {c.threads for c in gemm} == {1, 0}
+    assert all(need(c.label, "scipy") == 2.0 and need(c.label, "torch_csr") == 1.0 for c in gemm)
+    assert {c.label.rsplit(" t=", 1)[0] for c in gemm} <= {c.label.rsplit(" t=", 1)[0] for c in suites.spgemm("cpu")}
+    scaling = [c for c in cases if c.op == "scaling"]
+    assert len(scaling) >= 3 and all(need(c.label, "threads:2") == 1.7 and need(c.label, "threads:16") == 10.0
+                                     for c in scaling)

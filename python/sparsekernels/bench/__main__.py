@@ -1,19 +1,22 @@
-"""python -m sparsekernels.bench --suite quick|decode|prefill|dlmc|spgemm|attention|all --device cpu|cuda --out DIR"""
+"""python -m sparsekernels.bench --suite quick|decode|prefill|dlmc|spgemm|sddmm|targets|minilm|attention|all
+--device cpu|cuda --out DIR"""
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
 import torch
 
 import sparsekernels as sk
-from sparsekernels.bench import compare, report, runner, timing
+from sparsekernels.bench import compare, marks, report, runner, timing
 from sparsekernels.bench.suites import ALL, EMPTY_REASON, PLANNED, SUITES
 
 
@@ -38,6 +41,13 @@ def _device_name(device: str) -> str:
     except OSError:
         pass
     return name
+
+
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def main(argv=None) -> int:
@@ -100,6 +110,8 @@ def main(argv=None) -> int:
         "notes": notes,
     }
     rows = []
+    meta["load1_start"] = _load()
+    t_start = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=True) as progress:
         task = progress.add_task("measuring ceilings", total=len(plan) + 1)
@@ -114,8 +126,15 @@ def main(argv=None) -> int:
                     print(f"suite {suite}: {e}", file=sys.stderr)
                     meta["notes"].append(f"suite `{suite}`: not run: {e}")
             else:
-                rows.append({"suite": suite, **runner.run_case(case, args.device, meta["ceilings"])})
+                load = _load()
+                t0 = time.perf_counter()
+                row = runner.run_case(case, args.device, meta["ceilings"])
+                # wall time of the whole row (inputs, reference, every measurement) and the 1-minute load
+                # average when it started: a loaded machine is the usual reason for odd numbers
+                rows.append({"suite": suite, **row, "wall_s": round(time.perf_counter() - t0, 2), "load1": load})
             progress.advance(task)
+    meta["load1_end"] = _load()
+    meta["wall_s"] = round(time.perf_counter() - t_start, 1)
     if old is not None:
         summary = compare.annotate(rows, *old)
         meta["compare"] = {"old": str(args.compare), "old_commit": old[1].get("commit", "?"),
@@ -134,6 +153,9 @@ def main(argv=None) -> int:
     report.write_outputs(out, rows, meta, written)
     print(f"wrote {out}/results.jsonl, {out}/report.md, {out}/meta.json"
           + "".join(f", {Path(w).name}" for w in written))
+    if any(r.get("targets") for r in rows):
+        c = marks.summary(rows)
+        print(f"targets: {c[marks.MET]} met, {c[marks.NOT_MET]} not met, {c[marks.NA]} n/a", file=sys.stderr)
     status = 0
     wrong = [r["case"] for r in rows if report.check(r) == "WRONG"]
     if wrong:

@@ -50,7 +50,8 @@ def speedup_vs_sparsity(rows: list[dict], path: Path, baseline: str = "torch_den
         if not _ok(b.get("speedup")):
             continue
         key = (r.get("suite") or "", r["m"], r["k"], r["n"], r.get("source", "random"))
-        panels[key][(r["format"], r["dtype"])].append((r["sparsity"], b["speedup"]))
+        fmt = r["format"] + (" {}x{}".format(*r["blocksize"]) if r.get("blocksize") else "")
+        panels[key][(fmt, r["dtype"])].append((r["sparsity"], b["speedup"]))
     if not panels:
         return None
     plt = _plt()
@@ -62,7 +63,7 @@ def speedup_vs_sparsity(rows: list[dict], path: Path, baseline: str = "torch_den
             pts.sort()
             xs, ys = [100 * p[0] for p in pts], [p[1] for p in pts]
             ax.plot(xs, ys, _DTYPE_STYLE.get(dtype, "-"), marker=_DTYPE_MARKER.get(dtype, "o"),
-                    color=_FMT_COLOR.get(fmt, "gray"), label=f"{fmt} {dtype}", markersize=5)
+                    color=_FMT_COLOR.get(fmt.split()[0], "gray"), label=f"{fmt} {dtype}", markersize=5)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log", base=2)
         ax.set_title(f"{m}x{k} @ N={n}{_source_tag(src)}" + (f" [{suite}]" if suite else ""), fontsize=9)
@@ -83,7 +84,8 @@ def speedup_vs_sparsity(rows: list[dict], path: Path, baseline: str = "torch_den
 def roofline(rows: list[dict], ceilings: dict, path: Path) -> Path | None:
     """Achieved GFLOP/s (useful flops) vs arithmetic intensity (useful flops / bytes the format moves) for every
     row of ours, under the bandwidth and matmul ceilings measured in the same run."""
-    pts = [r for r in rows if _ok(r.get("TFLOPs")) and _ok(r.get("intensity"))]
+    # thread-scaling rows repeat a row of ours at all threads: left out
+    pts = [r for r in rows if _ok(r.get("TFLOPs")) and _ok(r.get("intensity")) and "scaling" not in r]
     if not pts:
         return None
     plt = _plt()
@@ -99,9 +101,9 @@ def roofline(rows: list[dict], ceilings: dict, path: Path) -> Path | None:
     for r in pts:
         op = r.get("op", "spmm")
         fmt = r.get("format", "?")
-        label = f"{op} {fmt}" if op == "spmm" else f"spgemm {r.get('graph', '')}"
-        color = _FMT_COLOR.get(fmt, "gray") if op == "spmm" else "tab:purple"
-        marker = _DTYPE_MARKER.get(r.get("dtype"), "o") if op == "spmm" else "D"
+        label = f"spgemm {r.get('graph', '')}" if op == "spgemm" else f"{op} {fmt}"
+        color = "tab:purple" if op == "spgemm" else _FMT_COLOR.get(fmt, "gray")
+        marker = {"spgemm": "D", "sddmm": "*"}.get(op, _DTYPE_MARKER.get(r.get("dtype"), "o"))
         ax.scatter(r["intensity"], r["TFLOPs"] * 1e3, color=color, marker=marker, s=22, alpha=0.8,
                    label=None if label in seen else label)
         seen.add(label)
@@ -109,7 +111,7 @@ def roofline(rows: list[dict], ceilings: dict, path: Path) -> Path | None:
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (useful flop / byte moved)")
     ax.set_ylabel("achieved GFLOP/s (useful flops)")
-    ax.set_title("roofline (markers: o float32, s bfloat16, ^ float16, D spgemm)", fontsize=10)
+    ax.set_title("roofline (markers: o float32, s bfloat16, ^ float16, D spgemm, * sddmm)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()

@@ -6,13 +6,16 @@ import json
 import math
 from pathlib import Path
 
+from sparsekernels.bench import marks
+
 BOUND_FP32 = 1e-5  # docs: fp32 relative error bound; 16-bit rows are held to 2x torch dense's error
 _EPS = {"float16": 2.0**-11, "bfloat16": 2.0**-8}
 
 
 def check(row: dict) -> str:
     """'ok' when our error is within the project's bound against the float64 reference (and, for SpGEMM, the
-    output pattern is the reference's), 'WRONG' when not, 'failed' when ours did not run."""
+    output pattern is the reference's), 'WRONG' when not, 'failed' when ours did not run. The 16-bit bound is
+    2x the error of the row's dense baseline (`dense_baseline`: torch_dense, or dense_mask for SDDMM)."""
     if "err" not in row:
         return "failed"
     if row.get("pattern_ok") is False:
@@ -20,7 +23,7 @@ def check(row: dict) -> str:
     if row["dtype"] == "float32":
         bound = BOUND_FP32
     else:
-        dense = row.get("baselines", {}).get("torch_dense", {}).get("err")
+        dense = row.get("baselines", {}).get(row.get("dense_baseline", "torch_dense"), {}).get("err")
         bound = 2 * max(dense or 0.0, _EPS[row["dtype"]])
     err = row["err"]
     return "ok" if err is not None and not math.isnan(err) and err <= bound else "WRONG"
@@ -63,11 +66,24 @@ def compare_cell(r: dict) -> str:
     return text or status
 
 
+def scaling_cell(r: dict) -> str:
+    s = r.get("scaling")
+    if not s:
+        return "-"
+    return ", ".join(f"{v:.2f}x@{t}" for t, v in s.items())
+
+
 def table_rows(rows: list[dict]):
     names = baseline_names(rows)
     with_compare = any("compare" in r for r in rows)
+    with_targets = any(r.get("targets") for r in rows)
+    with_scaling = any("scaling" in r for r in rows)
     header = ["case", "thr", "ours (us)", *[f"vs {n}" for n in names], "GB/s", "% bw", "GFLOP/s", "% peak",
               "check"]
+    if with_scaling:
+        header.insert(3, "t1 / t")
+    if with_targets:
+        header.append("targets (measured, mark)")
     if with_compare:
         header.append("vs old (time ratio)")
     body = []
@@ -83,6 +99,10 @@ def table_rows(rows: list[dict]):
             _num(r, "flop_frac", "{:.2g}", 100),
             check(r),
         ]
+        if with_scaling:
+            line.insert(3, scaling_cell(r))
+        if with_targets:
+            line.append(marks.cell(r))
         if with_compare:
             line.append(compare_cell(r))
         body.append(line)
@@ -100,6 +120,9 @@ def print_table(rows: list[dict], meta: dict) -> None:
         t.add_column(h, justify="left" if h == "case" else "right", no_wrap=True)
     for b in body:
         style = "bold red" if b[-1].startswith("REGRESSION") or "WRONG" in b else None
+        if style is None and "targets (measured, mark)" in header and "not met" in b[header.index(
+                "targets (measured, mark)")]:
+            style = "yellow"
         t.add_row(*b, style=style)
     console = Console()
     # the table is wide; crop nothing, even when piped
@@ -128,6 +151,9 @@ def write_outputs(out_dir: Path, rows: list[dict], meta: dict, plots: list[str] 
         f"- ceilings measured in this run: copy {c['copy_GBps']:.1f} GB/s (read + write), "
         f"dense matmul {c['matmul_TFLOPs']:.3f} TFLOP/s ({c.get('matmul_dtype', 'float32')})",
         f"- timing: {meta.get('timing', '')}",
+        f"- run: {meta.get('wall_s', '?')} s wall; 1-minute load average {meta.get('load1_start', '?')} at the "
+        f"start, {meta.get('load1_end', '?')} at the end (per row: `load1`, `wall_s` in results.jsonl; a load "
+        f"above 0 from other processes makes multi-thread times noisy)",
         "- speedup = baseline time / our time (> 1: sparsekernels is faster); GB/s counts the bytes the format "
         "moves (format arrays + dense operand + output; SpGEMM: both operands + the product); GFLOP/s counts "
         "useful flops (2 x nnz x N; SpGEMM: 2 x partial products); % bw and % peak are fractions of the "
@@ -149,6 +175,7 @@ def write_outputs(out_dir: Path, rows: list[dict], meta: dict, plots: list[str] 
         header, body = table_rows(srows)
         lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
                   *["| " + " | ".join(b) + " |" for b in body], ""]
+    lines += targets_section(rows)
     regressions = [r for r in rows if r.get("compare", {}).get("regression")]
     if regressions:
         lines += ["## Regressions", ""] + [f"- **{r['case']}**: {r['compare']['reason']}" for r in regressions] + [""]
@@ -158,6 +185,25 @@ def write_outputs(out_dir: Path, rows: list[dict], meta: dict, plots: list[str] 
     if plots:
         lines += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
     (out_dir / "report.md").write_text("\n".join(lines))
+
+
+def targets_section(rows: list[dict]) -> list[str]:
+    """Markdown: every target of every row, with the measured value and the mark, and the totals."""
+    marked = [r for r in rows if r.get("targets")]
+    if not marked:
+        return []
+    c = marks.summary(marked)
+    lines = ["## Targets", "",
+             f"{c[marks.MET]} met, {c[marks.NOT_MET]} not met, {c[marks.NA]} n/a (not measurable in this run); "
+             "each mark is computed from this run's measurements (ratio = baseline time / ours; copy bw = "
+             "achieved GB/s on the bytes the format moves / copy ceiling; threads = t(1 thread) / t(T threads)).",
+             "", "| case | target | measured | mark | note |", "|---|---|---|---|---|"]
+    for r in marked:
+        for m in r["targets"]:
+            mark = m["mark"] if m["mark"] != marks.NOT_MET else "**not met**"
+            lines.append(f"| {r['case']} | {m['target']} | {marks.fmt_got(m)} | {mark} | "
+                         f"{m.get('why', '').replace('|', '/')} |")
+    return lines + [""]
 
 
 def _suites_in_order(rows: list[dict]) -> list:

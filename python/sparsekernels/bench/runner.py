@@ -10,14 +10,16 @@ torch.utils.benchmark. A baseline that cannot be built or fails maps to {"error"
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 
 import sparsekernels as sk
-from sparsekernels.bench import timing
-from sparsekernels.bench.suites import Case, SpGEMMCase
+from sparsekernels.bench import marks, timing
+from sparsekernels.bench.suites import Case, SDDMMCase, SpGEMMCase, ThreadScalingCase
 
 # threads that "all threads" means (set by __main__ from torch's count at start)
 ALL_THREADS = torch.get_num_threads()
@@ -30,6 +32,20 @@ def _nb(t: torch.Tensor) -> int:
 def _short(e: BaseException) -> str:
     text = f"{type(e).__name__}: {e}".strip()
     return (text.splitlines()[0] if text else type(e).__name__)[:200]
+
+
+@contextmanager
+def _num_threads(device: str, threads: int):
+    """CPU: run the block with `threads` threads (0: leave the count as it is), restoring it after."""
+    if device != "cpu" or not threads:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -133,13 +149,13 @@ def _spmm_baselines(case: Case, device: str) -> dict[str, Callable]:
     out["torch_dense"] = dense
 
     def torch_csr(w, b):
-        wc = w.to_sparse_csr()
+        wc = _memo(("torch_csr",), w, w.to_sparse_csr)
         return (lambda: wc @ b), _nb(wc.crow_indices()) + _nb(wc.col_indices()) + _nb(wc.values()) + _nb(b)
 
     out["torch_csr"] = torch_csr
     if case.fmt == "bsr":
         def torch_bsr(w, b):
-            wb = w.to_sparse_bsr(case.blocksize)
+            wb = _memo(("torch_bsr", case.blocksize), w, lambda: w.to_sparse_bsr(case.blocksize))
             return (lambda: wb @ b), _nb(wb.crow_indices()) + _nb(wb.col_indices()) + _nb(wb.values()) + _nb(b)
 
         out["torch_bsr"] = torch_bsr
@@ -149,7 +165,7 @@ def _spmm_baselines(case: Case, device: str) -> dict[str, Callable]:
                 raise TypeError(f"scipy.sparse has no {case.dtype} matmul")
             import scipy.sparse
 
-            w_sp = scipy.sparse.csr_array(w.numpy())
+            w_sp = _memo(("scipy",), w, lambda: scipy.sparse.csr_array(w.numpy()))
             b_np = b.numpy()
             nbytes = w_sp.data.nbytes + w_sp.indices.nbytes + w_sp.indptr.nbytes + b_np.nbytes
             return (lambda: torch.from_numpy(w_sp @ b_np)), nbytes
@@ -222,22 +238,90 @@ def _cuda_spmm_baselines(case: Case) -> dict[str, Callable]:
     return out
 
 
-def run_spmm(case: Case, device: str, ceilings: dict, seed: int = 0) -> dict:
+@dataclass
+class _Prepared:
+    """A case's inputs, ready to time: ours as a factory on `operands`, the baselines on `base_operands`."""
+
+    row: dict
+    ours: Callable
+    operands: tuple
+    check: Callable
+    moved: int  # bytes the format moves (for GB/s)
+    flops: int  # useful flops
+    baselines: dict = field(default_factory=dict)
+    base_operands: tuple = ()
+    base_check: Callable | None = None
+
+
+# pruned random weights of the last cases (the same weight serves several N / dtypes / formats of a suite):
+# key -> (weight, generator state after drawing it), so that what is drawn next stays the same
+_WEIGHT_CACHE: dict = {}
+_WEIGHT_CACHE_SIZE = 4
+
+
+def _random_weight(case, g: torch.Generator) -> torch.Tensor:
+    kind = {"sparse24": ("2:4",), "bsr": ("bsr", case.blocksize, case.sparsity)}.get(case.fmt,
+                                                                                      ("magnitude", case.sparsity))
+    key = (case.m, case.k, kind, g.initial_seed())
+    hit = _WEIGHT_CACHE.get(key)
+    if hit is not None:
+        g.set_state(hit[1])
+        return hit[0]
+    w = _prune(case, torch.randn(case.m, case.k, generator=g))
+    _WEIGHT_CACHE[key] = (w, g.get_state())
+    while len(_WEIGHT_CACHE) > _WEIGHT_CACHE_SIZE:
+        _WEIGHT_CACHE.pop(next(iter(_WEIGHT_CACHE)))
+    return w
+
+
+# conversions of a CPU weight that several rows share (dtype copies, packed formats, torch / scipy CSR, nnz):
+# (tag, id(source)) -> (source, value); a hit needs the very same source object (kept alive by the entry)
+_MEMO: dict = {}
+_MEMO_SIZE = 12
+
+
+def _memo(tag, src: torch.Tensor, fn: Callable):
+    if src.device.type != "cpu":  # CUDA rotations clone operands on purpose: never share their conversions
+        return fn()
+    key = (tag, id(src))
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is src:
+        return hit[1]
+    value = fn()
+    _MEMO[key] = (src, value)
+    while len(_MEMO) > _MEMO_SIZE:
+        _MEMO.pop(next(iter(_MEMO)))
+    return value
+
+
+def _select(baselines: dict, wanted: tuple, always: str) -> dict:
+    if not wanted:
+        return baselines
+    return {n: f for n, f in baselines.items() if n in wanted or n == always}
+
+
+def _prepare_spmm(case: Case, device: str, seed: int = 0) -> _Prepared | dict:
+    """The case's inputs and checks, or the row with an 'error' when the inputs cannot be built."""
     row: dict = {"case": case.label, "op": "spmm", "format": case.fmt, "m": case.m, "k": case.k, "n": case.n,
                  "sparsity": case.sparsity, "dtype": str(case.dtype).replace("torch.", ""), "source": case.source,
                  "threads": torch.get_num_threads() if device == "cpu" else None, "baselines": {}}
+    if case.fmt == "bsr":
+        row["blocksize"] = list(case.blocksize)
     g = torch.Generator().manual_seed(seed)
     try:
-        w32, facts = _weight(case, g)
+        if case.source == "random":
+            w32, facts = _random_weight(case, g), {}
+        else:
+            w32, facts = _weight(case, g)
         row.update(facts)
-        w = w32.to(case.dtype)
+        w = _memo(("dtype", case.dtype), w32, lambda: w32.to(case.dtype))
         b_cpu = torch.randn(case.k, case.n, generator=g).to(case.dtype)
         ref = w.double() @ b_cpu.double()
-        a = _pack(case, w)
+        a = _memo(("pack", case.fmt, case.blocksize), w, lambda: _pack(case, w))
     except Exception as e:  # noqa: BLE001
         row["error"] = f"input: {_short(e)}"
         return row
-    nnz_true = int((w != 0).sum())
+    nnz_true = _memo(("nnz",), w, lambda: int((w != 0).sum()))
     row.update(nnz=nnz_true, format_bytes=a.format_nbytes, dense_bytes=_nb(w))
     if device == "cuda":
         a, w, b = a.to("cuda"), w.to("cuda"), b_cpu.to("cuda")
@@ -250,12 +334,165 @@ def run_spmm(case: Case, device: str, ceilings: dict, seed: int = 0) -> dict:
     def ours(a_, b_):
         return (lambda: ours_spmm(a_, b_)), a_.format_nbytes + _nb(b_)
 
-    res = _measure(device, ours, (a, b), check)
-    row.update(res)
     moved = a.format_nbytes + _nb(b) + case.m * case.n * b.element_size()
-    _metrics(row, ceilings, moved, 2 * nnz_true * case.n)
-    results = {name: _measure(device, make, (w, b), check) for name, make in _spmm_baselines(case, device).items()}
+    return _Prepared(row, ours, (a, b), check, moved, 2 * nnz_true * case.n,
+                     _select(_spmm_baselines(case, device), case.baselines, "torch_dense"), (w, b), check)
+
+
+def _run_prepared(p: _Prepared, device: str, ceilings: dict) -> dict:
+    row = p.row
+    row.update(_measure(device, p.ours, p.operands, p.check))
+    _metrics(row, ceilings, p.moved, p.flops)
+    results = {name: _measure(device, make, p.base_operands, p.base_check or p.check)
+               for name, make in p.baselines.items()}
     _finish_baselines(row, results)
+    return row
+
+
+def run_spmm(case: Case, device: str, ceilings: dict, seed: int = 0) -> dict:
+    p = _prepare_spmm(case, device, seed)
+    return p if isinstance(p, dict) else _run_prepared(p, device, ceilings)
+
+
+# ----------------------------------------------------------------------------------------------- SDDMM
+
+
+def ours_sddmm(a, x, y):
+    """The op under test: (x @ y.T) at a's stored pattern, as the format's values tensor."""
+    if a.FORMAT == "csr":
+        return sk.sddmm(a, x, y).values
+    if a.FORMAT == "bsr":
+        r, c = a.blocksize
+        return torch.ops.sparse.bsr_sddmm(a.block_row_ptr, a.block_col_idx, x, y, r, c)
+    if a.FORMAT == "bitmap":
+        return torch.ops.sparse.bitmap_sddmm(a.group_offsets, a.bitmaps, x, y, a.values.numel())
+    if a.FORMAT == "sparse24":
+        return torch.ops.sparse.sparse24_sddmm(a.meta, x, y)
+    raise ValueError(f"no SDDMM for format {a.FORMAT}")
+
+
+def _stored_mask(a) -> torch.Tensor:
+    """Dense bool [m, k]: True where the format stores a slot (BSR: every element of a stored block; 2:4: both
+    slots of each group of 4, zeros included)."""
+    ones = a._with((*a._inner()[:-1], torch.ones_like(a._values_tensor())))
+    return ones.to_dense() != 0
+
+
+def _sddmm_baselines(device: str) -> dict[str, Callable]:
+    """name -> factory(x, y, flat, pattern_csr) -> (fn, nbytes); fn returns the sampled values in row-major
+    order of the pattern (a tensor) or a torch sparse CSR tensor holding them."""
+
+    def dense_mask(x, y, flat, pattern):  # noqa: ARG001
+        # the issue's baseline: the dense product, then the pattern's entries gathered from it
+        return (lambda: torch.matmul(x, y.T).take(flat)), _nb(x) + _nb(y) + _nb(flat)
+
+    def sampled_addmm(x, y, flat, pattern):  # noqa: ARG001
+        # torch's SDDMM: beta * pattern + alpha * (x @ y.T) at the pattern (torch sparse CSR)
+        return (lambda: torch.sparse.sampled_addmm(pattern, x, y.T, beta=0.0, alpha=1.0)), \
+            _nb(pattern.crow_indices()) + _nb(pattern.col_indices()) + _nb(pattern.values()) + _nb(x) + _nb(y)
+
+    # scipy.sparse has no sampled dense-dense product (SDDMM): no scipy baseline
+    del device
+    return {"dense_mask": dense_mask, "torch_sampled_addmm": sampled_addmm}
+
+
+def _prepare_sddmm(case: SDDMMCase, device: str, seed: int = 0) -> _Prepared | dict:
+    row: dict = {"case": case.label, "op": "sddmm", "format": case.fmt, "m": case.m, "k": case.k, "d": case.d,
+                 "sparsity": case.sparsity, "dtype": str(case.dtype).replace("torch.", ""), "source": "random",
+                 "threads": torch.get_num_threads() if device == "cpu" else None, "baselines": {},
+                 "dense_baseline": "dense_mask"}
+    if case.fmt == "bsr":
+        row["blocksize"] = list(case.blocksize)
+    g = torch.Generator().manual_seed(seed)
+    try:
+        a = _pack(case, _random_weight(case, g).to(case.dtype))
+        x = torch.randn(case.m, case.d, generator=g).to(case.dtype)
+        y = torch.randn(case.k, case.d, generator=g).to(case.dtype)
+        mask = _stored_mask(a)
+        flat = mask.reshape(-1).nonzero().squeeze(1)
+        full = x.double() @ y.double().T
+        ref_vals = full.reshape(-1)[flat]
+        ref = full * mask  # dense, 0 off the pattern
+        pattern = torch.sparse_csr_tensor(*_csr_of_flat(flat, case.m, case.k),
+                                          torch.ones(flat.numel(), dtype=case.dtype), (case.m, case.k),
+                                          check_invariants=False)  # built from sorted positions just above
+    except Exception as e:  # noqa: BLE001
+        row["error"] = f"input: {_short(e)}"
+        return row
+    nnz = int(flat.numel())
+    row.update(nnz=nnz, format_bytes=a.format_nbytes)
+    if device == "cuda":
+        a, x, y, flat, pattern = a.to("cuda"), x.to("cuda"), y.to("cuda"), flat.to("cuda"), pattern.to("cuda")
+
+    def check(out):  # ours: the format's values tensor, read back through the format
+        return {"err": _rel_err(a._with((*a._inner()[:-1], out)).to_dense(), ref)}
+
+    def base_check(out):  # baselines: the pattern's values in row-major order
+        if out.layout == torch.sparse_csr:
+            if not torch.equal(out.crow_indices().cpu(), pattern.crow_indices().cpu()) or \
+                    not torch.equal(out.col_indices().cpu(), pattern.col_indices().cpu()):
+                return {"err": math.inf, "pattern_ok": False}
+            out = out.values()
+        return {"err": _rel_err(out, ref_vals)}
+
+    def ours(a_, x_, y_):
+        return (lambda: ours_sddmm(a_, x_, y_)), a_.format_nbytes + _nb(x_) + _nb(y_)
+
+    # reads the pattern's index arrays, x and y; writes the values
+    moved = a.format_nbytes + _nb(x) + _nb(y)
+    return _Prepared(row, ours, (a, x, y), check, moved, 2 * nnz * case.d,
+                     _select(_sddmm_baselines(device), case.baselines, "dense_mask"), (x, y, flat, pattern),
+                     base_check)
+
+
+def _csr_of_flat(flat: torch.Tensor, m: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """crow_indices, col_indices (int64) of the row-major flat positions `flat` in an m x k matrix."""
+    rows = torch.div(flat, max(k, 1), rounding_mode="floor")
+    crow = torch.zeros(m + 1, dtype=torch.int64)
+    crow[1:] = torch.bincount(rows, minlength=m).cumsum(0)
+    return crow, flat - rows * k
+
+
+def run_sddmm(case: SDDMMCase, device: str, ceilings: dict, seed: int = 0) -> dict:
+    p = _prepare_sddmm(case, device, seed)
+    return p if isinstance(p, dict) else _run_prepared(p, device, ceilings)
+
+
+# ------------------------------------------------------------------------------------------ thread scaling
+
+
+def scaling_threads(all_threads: int) -> list[int]:
+    """Thread counts a scaling row is timed at: 1, the counts issue 5 names (2, 16) that the machine has, all."""
+    return sorted({t for t in (1, 2, 16, all_threads) if t <= all_threads})
+
+
+def run_scaling(case: ThreadScalingCase, device: str, ceilings: dict, seed: int = 0) -> dict:
+    """Ours on the inner case at each of scaling_threads(); t_us and the metrics at all threads, `scaling` =
+    {T: t(1) / t(T)}. Baselines are not timed (the row's metric is ours against ours)."""
+    inner = case.case
+    prepare = _prepare_sddmm if isinstance(inner, SDDMMCase) else _prepare_spmm
+    p = prepare(inner, device, seed)
+    row = p if isinstance(p, dict) else p.row
+    row.update(case=case.label, scaling_of=inner.label, threads=ALL_THREADS if device == "cpu" else None)
+    if isinstance(p, dict):
+        return row
+    if device != "cpu":
+        row["error"] = "thread scaling rows are CPU-only"
+        return row
+    times, errs = {}, []
+    for t in scaling_threads(ALL_THREADS):
+        with _num_threads(device, t):
+            res = _measure(device, p.ours, p.operands, p.check)
+        if "error" in res:
+            row["error"] = f"{t} threads: {res['error']}"
+            return row
+        times[t] = res["t_us"]
+        errs.append(res["err"])
+    row["t_us_by_threads"] = {str(t): v for t, v in times.items()}
+    row["t_us"] = times[max(times)]
+    row["err"] = max(errs)
+    row["scaling"] = {str(t): times[1] / v for t, v in times.items() if t != 1}
+    _metrics(row, ceilings, p.moved, p.flops)
     return row
 
 
@@ -399,8 +636,14 @@ def run_spgemm(case: SpGEMMCase, device: str, ceilings: dict) -> dict:
 def run_case(case, device: str, ceilings: dict, seed: int = 0) -> dict:
     if isinstance(case, SpGEMMCase):
         row = run_spgemm(case, device, ceilings)
+    elif isinstance(case, ThreadScalingCase):
+        row = run_scaling(case, device, ceilings, seed)
     else:
-        row = run_spmm(case, device, ceilings, seed)
+        with _num_threads(device, case.threads):
+            run = run_sddmm if isinstance(case, SDDMMCase) else run_spmm
+            row = run(case, device, ceilings, seed)
+    if getattr(case, "targets", ()):
+        row["targets"] = marks.evaluate(row, case.targets, ceilings)
     if device == "cuda":
         torch.cuda.empty_cache()
     return row
