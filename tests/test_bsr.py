@@ -123,6 +123,24 @@ def test_bsr_spmm_unsorted_and_duplicate_blocks_are_summed(isa):
     torch.testing.assert_close(dense.double(), expected, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("r,c", [(1, 4), (4, 1), (2, 3), (6, 16), (32, 32)])
+def test_bsr_spmm_wide_n_column_blocks(isa, r, c):
+    """n >= 1024: the kernel walks b in column blocks (for some block shapes), the last block partial; padding
+    of the edge blocks is NaN, so a block that reads it shows."""
+    m, k, n = 45, 70, 1100
+    a = random_block_sparse(m, k, r, c, block_density=0.5)
+    row_ptr, col_idx, blocks = bsr_reference_pack(a, r, c)
+    blocks = blocks.clone()
+    for p in range(col_idx.numel()):
+        bi = int(torch.searchsorted(row_ptr[1:], torch.tensor(p, dtype=row_ptr.dtype), right=True))
+        bj = int(col_idx[p])
+        blocks[p, min(r, m - bi * r):, :] = float("nan")
+        blocks[p, :, min(c, k - bj * c):] = float("nan")
+    b = random_dense(k, n)
+    out = torch.ops.sparse.bsr_spmm(row_ptr, col_idx, blocks, b, m)
+    assert_matches_reference(out, a.double() @ b.double(), torch.float32)
+
+
 def test_bsr_spmm_strided_b(isa):
     a = random_block_sparse(20, 30, 4, 4)
     bt = random_dense(17, 30).T  # [30, 17], column-major
