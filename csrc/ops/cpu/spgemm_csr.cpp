@@ -8,18 +8,29 @@
 // unsorted rows and duplicate columns (summed). C's indices are int64 when
 // either input's are, else int32 (ValueError when nnz(C) needs more).
 //
-// float64 (CPU): the same flops and symbolic passes, then a simple numeric
-// pass in double (kernels/cpu/float64.cpp: a row's products sorted by column).
+// fp32/fp16/bf16: flops per row -> rows split into one part per thread by
+// flops -> one pass per part into a part buffer (kernels/cpu/spgemm_csr.cpp:
+// csr_spgemm_rows) -> prefix sum of the row counts -> C allocated -> each
+// part's buffer copied into C. A and B are read once; C is written twice (the
+// copy costs far less than a second Gustavson pass). Part buffers and
+// accumulators come from a small pool kept between calls (ScratchPool), so a
+// repeated product does not pay for fresh pages each time.
 //
-// Accumulator per parallel part: dense (marker + fp32 array of n entries) when
-// n <= 2^20 and n is at most 8x the part's products, else a per-row hash table
-// sized by the row's products. SPARSEKERNELS_SPGEMM_ACCUMULATOR=dense|hash
-// forces one (read per call; for tests and benchmarks).
+// float64 (CPU): the same flops pass, a symbolic pass, the prefix sum, then a
+// simple numeric pass in double (kernels/cpu/float64.cpp: a row's products
+// sorted by column).
+//
+// Accumulator per parallel part: dense (fp32 array of n entries + occupancy
+// bitmap) when n <= 2^20 and n is at most 8x the part's products, else a
+// per-row hash table sized by the row's products.
+// SPARSEKERNELS_SPGEMM_ACCUMULATOR=dense|hash forces one (read per call; for
+// tests and benchmarks).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -41,6 +52,9 @@ namespace {
 
 constexpr const char* kOp = "sparse::csr_spgemm";
 constexpr int64_t kDenseAccumulatorMaxCols = int64_t(1) << 20;
+// First size of a part buffer (entries), when its rows could hold more: it
+// doubles as needed.
+constexpr int64_t kInitialPartEntries = int64_t(1) << 24;
 
 enum class Accumulator { automatic, dense, hash };
 
@@ -52,39 +66,141 @@ Accumulator accumulator_choice() {
   TORCH_CHECK_VALUE(false, kOp, ": SPARSEKERNELS_SPGEMM_ACCUMULATOR must be auto, dense or hash, got '", env, "'");
 }
 
-// Scratch of one parallel part (rows [begin, end)); flops is the prefix sum of
-// the row products (flops[i + 1] - flops[i] = products of row i).
-struct Scratch {
-  std::unique_ptr<int64_t[]> marker, keys;
-  std::unique_ptr<float[]> acc, vals;
-  cpu::SpgemmWorkspace ws{nullptr, nullptr, nullptr, nullptr, 0};
+bool use_dense(Accumulator choice, int64_t n, int64_t part_flops) {
+  return choice == Accumulator::dense ||
+         (choice == Accumulator::automatic && n <= kDenseAccumulatorMaxCols && n <= 8 * part_flops);
+}
 
-  Scratch(Accumulator choice, bool numeric, int64_t n, const int64_t* flops, int64_t begin, int64_t end) {
-    const int64_t part_flops = flops[end] - flops[begin];
-    const bool dense = choice == Accumulator::dense ||
-                       (choice == Accumulator::automatic && n <= kDenseAccumulatorMaxCols && n <= 8 * part_flops);
-    if (dense) {
+// A power of two >= 2 * min(n, flops(i)) for every row i of [begin, end).
+int64_t hash_capacity(int64_t n, const int64_t* flops, int64_t begin, int64_t end) {
+  int64_t bound = 0;
+  for (int64_t i = begin; i < end; ++i) bound = std::max(bound, std::min(n, flops[i + 1] - flops[i]));
+  int64_t size = 2;
+  while (size < 2 * bound) size *= 2;
+  return size;
+}
+
+// Scratch of the symbolic pass (float64 path and the int32 overflow check) for
+// one parallel part (rows [begin, end)); flops is the prefix sum of the row
+// products (flops[i + 1] - flops[i] = products of row i).
+struct SymbolicScratch {
+  std::unique_ptr<int64_t[]> marker, keys;
+  cpu::SpgemmWorkspace ws{nullptr, nullptr, 0};
+
+  SymbolicScratch(Accumulator choice, int64_t n, const int64_t* flops, int64_t begin, int64_t end) {
+    if (use_dense(choice, n, flops[end] - flops[begin])) {
       marker.reset(new int64_t[n]);
       std::fill_n(marker.get(), n, int64_t(-1));
       ws.marker = marker.get();
-      if (numeric) {
-        acc.reset(new float[n]);
-        ws.acc = acc.get();
-      }
       return;
     }
-    // A power of two >= 2 * min(n, products) for every row of the part.
-    int64_t bound = 0;
-    for (int64_t i = begin; i < end; ++i) bound = std::max(bound, std::min(n, flops[i + 1] - flops[i]));
-    int64_t size = 2;
-    while (size < 2 * bound) size *= 2;
-    keys.reset(new int64_t[size]);
+    ws.hash_capacity = hash_capacity(n, flops, begin, end);
+    keys.reset(new int64_t[ws.hash_capacity]);
     ws.keys = keys.get();
-    if (numeric) {
-      vals.reset(new float[size]);
-      ws.vals = vals.get();
+  }
+};
+
+// Scratch of one parallel part of the one-pass kernel: the part buffer (C's
+// columns and values of the part's rows, as raw bytes: the types vary per
+// call) and the accumulator. bits stays all zero between uses (the kernel
+// clears what it sets); acc holds finite values.
+struct PartScratch {
+  std::unique_ptr<unsigned char[]> cols, vals;
+  int64_t cols_bytes = 0, vals_bytes = 0;
+  std::unique_ptr<uint64_t[]> bits;
+  int64_t bit_words = 0;
+  std::unique_ptr<float[]> acc;
+  int64_t acc_len = 0;
+  std::unique_ptr<int64_t[]> keys;
+  std::unique_ptr<float[]> hash_vals;
+  int64_t hash_len = 0;
+
+  // The dense accumulator for n columns.
+  cpu::SpgemmRowWorkspace dense(int64_t n) {
+    const int64_t words = (n + 63) / 64;
+    if (bit_words < words) {
+      bits.reset(new uint64_t[words]());
+      bit_words = words;
     }
-    ws.hash_capacity = size;
+    if (acc_len < n) {
+      acc.reset(new float[n]());
+      acc_len = n;
+    }
+    return {bits.get(), acc.get(), nullptr, nullptr, 0};
+  }
+
+  cpu::SpgemmRowWorkspace hash(int64_t capacity) {
+    if (hash_len < capacity) {
+      keys.reset(new int64_t[capacity]);
+      hash_vals.reset(new float[capacity]);
+      hash_len = capacity;
+    }
+    return {nullptr, nullptr, keys.get(), hash_vals.get(), capacity};
+  }
+
+  // Room for `entries` entries of IC / T, keeping the first `keep`.
+  template <typename IC, typename T>
+  void reserve(int64_t entries, int64_t keep) {
+    grow(cols, cols_bytes, entries * int64_t(sizeof(IC)), keep * int64_t(sizeof(IC)));
+    grow(vals, vals_bytes, entries * int64_t(sizeof(T)), keep * int64_t(sizeof(T)));
+  }
+
+  static void grow(std::unique_ptr<unsigned char[]>& buf, int64_t& have, int64_t want, int64_t keep) {
+    if (have >= want) return;
+    std::unique_ptr<unsigned char[]> fresh(new unsigned char[want]);  // pages untouched until written
+    if (keep > 0) std::memcpy(fresh.get(), buf.get(), size_t(keep));
+    buf = std::move(fresh);
+    have = want;
+  }
+
+  int64_t bytes() const {
+    return cols_bytes + vals_bytes + 8 * bit_words + 4 * acc_len + 12 * hash_len;
+  }
+};
+
+// Part scratch kept between calls: at most kPoolEntries, each at most
+// kPoolEntryBytes (a larger one is freed on release).
+class ScratchPool {
+ public:
+  static constexpr size_t kPoolEntries = 64;
+  static constexpr int64_t kPoolEntryBytes = int64_t(64) << 20;
+
+  std::unique_ptr<PartScratch> acquire() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!free_.empty()) {
+        std::unique_ptr<PartScratch> s = std::move(free_.back());
+        free_.pop_back();
+        return s;
+      }
+    }
+    return std::make_unique<PartScratch>();
+  }
+
+  void release(std::unique_ptr<PartScratch> s) {
+    if (s->bytes() > kPoolEntryBytes) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.size() < kPoolEntries) free_.push_back(std::move(s));
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<PartScratch>> free_;
+};
+
+ScratchPool& scratch_pool() {
+  static ScratchPool* pool = new ScratchPool();  // never destroyed: no exit-time ordering issue
+  return *pool;
+}
+
+// The scratch of every part of one call, returned to the pool at scope exit.
+struct PartScratches {
+  std::vector<std::unique_ptr<PartScratch>> parts;
+  explicit PartScratches(size_t count) {
+    for (size_t p = 0; p < count; ++p) parts.push_back(scratch_pool().acquire());
+  }
+  ~PartScratches() {
+    for (auto& s : parts) scratch_pool().release(std::move(s));
   }
 };
 
@@ -155,35 +271,48 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_spgemm_cpu(const at::Tensor& 
                                                         b_row_ptr.data_ptr<IB>(), b_col_idx.data_ptr<IB>(),
                                                         m, k, n};
         // flops[i] = products of rows [0, i); c_ptr[i] = entries of C in rows [0, i).
-        std::vector<int64_t> flops(m + 1, 0), c_ptr(m + 1, 0);
+        // flops[i] = products of rows [0, i).
+        std::vector<int64_t> flops(m + 1, 0);
         int64_t* fl = flops.data();
         at::parallel_for(0, m, 2048, [&](int64_t begin, int64_t end) {
           SK_CPU_CALL(csr_spgemm_row_flops, pattern, fl + 1, begin, end);
         });
         for (int64_t i = 0; i < m; ++i) fl[i + 1] += fl[i];
-
-        std::vector<int64_t> bounds;
-        if (m > 0 && fl[m] > 0) {
-          // Cost of rows [0, i): their products plus a little per row.
-          bounds = split_rows_by_cost(m, 1 << 14, [&](int64_t i) { return fl[i] + i; });
-          int64_t* cp = c_ptr.data();
+        // Cost of rows [0, i): their products plus a little per row.
+        const std::vector<int64_t> bounds =
+            m > 0 ? split_rows_by_cost(m, 1 << 14, [&](int64_t i) { return fl[i] + i; }) : std::vector<int64_t>{0, 0};
+        // Distinct columns of each row of C: rows [0, i) hold c_ptr[i] entries.
+        auto count_rows = [&](int64_t* c_ptr) {
+          c_ptr[0] = 0;
           parallel_for_row_parts(bounds, [&](int64_t begin, int64_t end) {
-            const Scratch s(choice, /*numeric=*/false, n, fl, begin, end);
-            SK_CPU_CALL(csr_spgemm_symbolic, pattern, s.ws, cp + 1, begin, end);
+            const SymbolicScratch s(choice, n, fl, begin, end);
+            SK_CPU_CALL(csr_spgemm_symbolic, pattern, s.ws, c_ptr + 1, begin, end);
           });
-          for (int64_t i = 0; i < m; ++i) cp[i + 1] += cp[i];
+          for (int64_t i = 0; i < m; ++i) c_ptr[i + 1] += c_ptr[i];
+        };
+        auto check_index_range = [&](int64_t nnz) {
+          TORCH_CHECK_VALUE(wide || nnz <= std::numeric_limits<int32_t>::max(), kOp, ": the product has ", nnz,
+                            " stored entries, more than int32 indices can address; pass A's or B's indices as "
+                            "int64 (e.g. a_row_ptr.long(), a_col_idx.long()) to get int64 output indices");
+        };
+        if (m == 0 || fl[m] == 0) {
+          at::Tensor c_row_ptr = empty_output({m + 1}, a_row_ptr.options().dtype(c_index));
+          c_row_ptr.zero_();
+          return std::make_tuple(c_row_ptr, at::empty({0}, a_row_ptr.options().dtype(c_index)),
+                                 at::empty({0}, a_values.options()));
         }
-        const int64_t nnz = c_ptr[m];
-        TORCH_CHECK_VALUE(wide || nnz <= std::numeric_limits<int32_t>::max(), kOp, ": the product has ", nnz,
-                          " stored entries, more than int32 indices can address; pass A's or B's indices as "
-                          "int64 (e.g. a_row_ptr.long(), a_col_idx.long()) to get int64 output indices");
 
-        at::Tensor c_row_ptr = empty_output({m + 1}, a_row_ptr.options().dtype(c_index));
-        at::Tensor c_col_idx = empty_output({nnz}, a_row_ptr.options().dtype(c_index));
-        at::Tensor c_values = empty_output({nnz}, a_values.options());
-        IC* crp = c_row_ptr.data_ptr<IC>();
-        for (int64_t i = 0; i <= m; ++i) crp[i] = IC(c_ptr[i]);
-        if (nnz > 0) {
+        at::Tensor c_row_ptr, c_col_idx, c_values;
+        if constexpr (std::is_same_v<T, double>) {
+          std::vector<int64_t> c_ptr(m + 1);
+          count_rows(c_ptr.data());
+          const int64_t nnz = c_ptr[m];
+          check_index_range(nnz);
+          c_row_ptr = empty_output({m + 1}, a_row_ptr.options().dtype(c_index));
+          c_col_idx = empty_output({nnz}, a_row_ptr.options().dtype(c_index));
+          c_values = empty_output({nnz}, a_values.options());
+          IC* crp = c_row_ptr.data_ptr<IC>();
+          for (int64_t i = 0; i <= m; ++i) crp[i] = IC(c_ptr[i]);
           const cpu::CsrSpgemmArgs<T, IA, IB, IC> args{pattern,
                                                        data_as<const T>(a_values),
                                                        data_as<const T>(b_values),
@@ -191,12 +320,72 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_spgemm_cpu(const at::Tensor& 
                                                        c_col_idx.data_ptr<IC>(),
                                                        data_as<T>(c_values)};
           parallel_for_row_parts(bounds, [&](int64_t begin, int64_t end) {
-            if constexpr (std::is_same_v<T, double>) {
-              const ScratchF64 s(fl, begin, end);
-              SK_CPU_CALL(csr_spgemm_numeric_f64, args, s.ws, begin, end);
-            } else {
-              const Scratch s(choice, /*numeric=*/true, n, fl, begin, end);
-              SK_CPU_CALL(csr_spgemm_numeric, args, s.ws, begin, end);
+            const ScratchF64 s(fl, begin, end);
+            SK_CPU_CALL(csr_spgemm_numeric_f64, args, s.ws, begin, end);
+          });
+        } else {
+          if (!wide) {
+            // C has at most sum_i min(n, flops(i)) entries; past int32, count exactly before computing.
+            int64_t most = 0;
+            for (int64_t i = 0; i < m; ++i) most += std::min(n, fl[i + 1] - fl[i]);
+            if (most > std::numeric_limits<int32_t>::max()) {
+              std::vector<int64_t> c_ptr(m + 1);
+              count_rows(c_ptr.data());
+              check_index_range(c_ptr[m]);
+            }
+          }
+          const int64_t parts = int64_t(bounds.size()) - 1;
+          std::vector<int64_t> row_nnz(m), part_used(parts);
+          PartScratches scratch{size_t(parts)};
+          at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
+            for (int64_t p = pb; p < pe; ++p) {
+              const int64_t begin = bounds[p], end = bounds[p + 1];
+              PartScratch& ps = *scratch.parts[p];
+              const cpu::SpgemmRowWorkspace ws = use_dense(choice, n, fl[end] - fl[begin])
+                                                     ? ps.dense(n)
+                                                     : ps.hash(hash_capacity(n, fl, begin, end));
+              int64_t most = 1;  // entries of the part's rows at most, + 1 (csr_spgemm_rows)
+              for (int64_t i = begin; i < end; ++i) most += std::min(n, fl[i + 1] - fl[i]);
+              ps.reserve<IC, T>(std::min(most, kInitialPartEntries), 0);
+              int64_t i = begin, used = 0;
+              for (;;) {
+                const int64_t capacity =
+                    std::min(ps.cols_bytes / int64_t(sizeof(IC)), ps.vals_bytes / int64_t(sizeof(T)));
+                const cpu::CsrSpgemmRowsArgs<T, IA, IB, IC> args{pattern,
+                                                                 data_as<const T>(a_values),
+                                                                 data_as<const T>(b_values),
+                                                                 fl,
+                                                                 reinterpret_cast<IC*>(ps.cols.get()),
+                                                                 reinterpret_cast<T*>(ps.vals.get()),
+                                                                 capacity,
+                                                                 row_nnz.data()};
+                SK_CPU_CALL(csr_spgemm_rows, args, ws, i, end, &i, &used);
+                if (i == end) break;
+                ps.reserve<IC, T>(std::max(2 * capacity, used + std::min(n, fl[i + 1] - fl[i]) + 1), used);
+              }
+              part_used[p] = used;
+            }
+          });
+          c_row_ptr = empty_output({m + 1}, a_row_ptr.options().dtype(c_index));
+          IC* crp = c_row_ptr.data_ptr<IC>();
+          int64_t nnz = 0;
+          crp[0] = 0;
+          for (int64_t i = 0; i < m; ++i) {
+            nnz += row_nnz[i];
+            crp[i + 1] = IC(nnz);
+          }
+          check_index_range(nnz);
+          c_col_idx = empty_output({nnz}, a_row_ptr.options().dtype(c_index));
+          c_values = empty_output({nnz}, a_values.options());
+          IC* cci = c_col_idx.data_ptr<IC>();
+          T* cv = data_as<T>(c_values);
+          at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
+            for (int64_t p = pb; p < pe; ++p) {
+              const int64_t offset = int64_t(crp[bounds[p]]), used = part_used[p];
+              const PartScratch& ps = *scratch.parts[p];
+              if (used == 0) continue;
+              std::memcpy(cci + offset, ps.cols.get(), size_t(used) * sizeof(IC));
+              std::memcpy(cv + offset, ps.vals.get(), size_t(used) * sizeof(T));
             }
           });
         }
