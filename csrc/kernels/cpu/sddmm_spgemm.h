@@ -30,8 +30,8 @@ struct CsrSddmmArgs {
 // cancel to 0 is kept with the value 0.
 //
 // fp32/fp16/bf16 (csr_spgemm_rows): ONE pass computes whole rows of C into a
-// buffer of the caller (a parallel part's rows back to back); the glue then
-// copies each part's buffer into C. float64 (float64.h): a symbolic pass
+// region of the caller (a parallel part's rows back to back); the glue then
+// moves each part's rows to their place in C. float64 (float64.h): a symbolic pass
 // (csr_spgemm_symbolic) counts each row, then a numeric pass writes into C.
 template <typename IA, typename IB>
 struct CsrSpgemmPatternArgs {
@@ -52,17 +52,17 @@ struct CsrSpgemmArgs {
   T* c_values;          // [nnz(C)]
 };
 
-// One-pass SpGEMM into a part buffer: rows begin, begin + 1, ... of C are
-// written back to back at cols[used ..] / vals[used ..]. A row is started only
-// while min(n, flops(i)) + 1 entries still fit below capacity, so the kernel stops
-// early at a row that does not fit (the glue grows the buffer and calls again).
+// One-pass SpGEMM into a part region: rows begin, begin + 1, ... of C are
+// written back to back at cols[used ..] / vals[used ..] (nothing else of cols /
+// vals is written). A row is started only while min(n, flops(i)) entries still
+// fit below capacity: the kernel stops early at a row that does not fit.
 template <typename T, typename IA, typename IB, typename IC>
 struct CsrSpgemmRowsArgs {
   CsrSpgemmPatternArgs<IA, IB> pattern;
   const T* a_values;        // [nnz(A)]
   const T* b_values;        // [nnz(B)]
   const int64_t* flops;     // [m + 1], prefix sum of the row products (flops[i + 1] - flops[i] = flops(i))
-  IC* cols;                 // [capacity], the part buffer
+  IC* cols;                 // [capacity], the part region
   T* vals;                  // [capacity]
   int64_t capacity;
   int64_t* row_nnz;         // [m], entries of row i of C (written for the rows done)
@@ -71,13 +71,14 @@ struct CsrSpgemmRowsArgs {
 // Accumulator of csr_spgemm_rows for one thread, owned by the caller:
 //   dense (bits != nullptr): a fp32 sparse accumulator with an occupancy
 //     bitmap; bits [ceil(n / 64)] all zero on entry and left all zero; acc [n]
-//     any finite contents. The bitmap hands the columns over sorted.
+//     and list [n + 1] any contents. The bitmap hands the columns over sorted.
 //   hash (bits == nullptr): keys and vals [hash_capacity], any contents,
 //     hash_capacity a power of two >= 2 * min(n, flops(i)) for every row i
 //     handed to the kernel.
 struct SpgemmRowWorkspace {
   uint64_t* bits;
   float* acc;
+  int64_t* list;
   int64_t* keys;
   float* vals;
   int64_t hash_capacity;
@@ -113,7 +114,7 @@ struct SpgemmWorkspace {
   template <typename IA, typename IB>                                                         \
   void csr_spgemm_symbolic(const CsrSpgemmPatternArgs<IA, IB>& a, const SpgemmWorkspace& ws,  \
                            int64_t* row_nnz, int64_t begin, int64_t end);                     \
-  /* rows begin, begin + 1, ... (< end) of C into the part buffer from *used on; on return */ \
+  /* rows begin, begin + 1, ... (< end) of C into the part region from *used on; on return */ \
   /* *next_row is the first row not done (end, or a row that does not fit), *used the fill */ \
   template <typename T, typename IA, typename IB, typename IC>                                \
   void csr_spgemm_rows(const CsrSpgemmRowsArgs<T, IA, IB, IC>& a, const SpgemmRowWorkspace& ws, \

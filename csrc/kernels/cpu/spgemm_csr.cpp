@@ -8,9 +8,9 @@
 //   dense: acc[n] plus an occupancy bitmap of n bits. The product loop is
 //     branch-free (whether a column is new is unpredictable: a branch there
 //     mispredicts about half the time): it sets the bit, selects acc[j] + v or
-//     v, appends j to the row's column list (advancing only when new) and
-//     tracks the row's smallest and largest column in registers. The row is
-//     then read off in column order by walking the bitmap words between them
+//     v, and appends j to the row's column list in the workspace (advancing
+//     only when new).
+//     The row is then read off in column order by walking the bitmap words between them
 //     (ctz), clearing them, so the columns come out sorted without a sort;
 //     a row with few entries spread over a wide range sorts its short column
 //     list instead.
@@ -201,18 +201,29 @@ void csr_spgemm_symbolic(const CsrSpgemmPatternArgs<IA, IB>& a, const SpgemmWork
   }
 }
 
+// seen ? a : b, as a bit blend: a conditional move the compiler cannot turn
+// back into a branch.
+static inline float select_float(uint32_t seen, float a, float b) {
+  uint32_t ua, ub;
+  __builtin_memcpy(&ua, &a, 4);
+  __builtin_memcpy(&ub, &b, 4);
+  const uint32_t mask = 0u - seen;
+  const uint32_t r = (ua & mask) | (ub & ~mask);
+  float out;
+  __builtin_memcpy(&out, &r, 4);
+  return out;
+}
+
 // Row i of C with the dense accumulator into cols / vals (room for
-// min(n, flops(i)) + 1 entries: the branch-free append stores a repeated column
-// at cols[count] too, and count may reach min(n, flops(i))); returns its entry
-// count.
+// min(n, flops(i)) entries); returns its entry count.
 template <typename T, typename IA, typename IB, typename IC>
 static inline int64_t dense_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws,
                                 int64_t i, IC* cols, T* vals) {
   const CsrSpgemmPatternArgs<IA, IB>& a = args.pattern;
   uint64_t* bits = ws.bits;
   float* acc = ws.acc;
+  int64_t* list = ws.list;
   int64_t count = 0;
-  uint64_t lo = ~uint64_t(0), hi = 0;  // smallest and largest column of the row
   const int64_t pa1 = int64_t(a.a_row_ptr[i + 1]);
   for (int64_t pa = int64_t(a.a_row_ptr[i]); pa < pa1; ++pa) {
     const int64_t c = int64_t(a.a_col_idx[pa]);
@@ -222,24 +233,28 @@ static inline int64_t dense_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, co
       const uint64_t j = uint64_t(a.b_col_idx[pb]);
       const float v = av * to_float(args.b_values[pb]);
       const uint64_t word = bits[j >> 6], bit = uint64_t(1) << (j & 63);
-      const bool seen = (word & bit) != 0;
-      const float sum = acc[j] + v;
-      acc[j] = seen ? sum : v;
+      const uint32_t seen = uint32_t((word >> (j & 63)) & 1);
+      acc[j] = select_float(seen, acc[j] + v, v);
       bits[j >> 6] = word | bit;
-      cols[count] = IC(j);
-      count += seen ? 0 : 1;
-      lo = j < lo ? j : lo;
-      hi = j > hi ? j : hi;
+      list[count] = int64_t(j);  // kept only when new: count advances then
+      count += 1 - seen;
     }
   }
   if (count == 0) return 0;
+  uint64_t lo = uint64_t(list[0]), hi = lo;  // smallest and largest column of the row
+  for (int64_t q = 1; q < count; ++q) {
+    const uint64_t j = uint64_t(list[q]);
+    lo = j < lo ? j : lo;
+    hi = j > hi ? j : hi;
+  }
   // Reading the row off the bitmap costs a load per word of [lo, hi]; sorting
   // the column list about count * log2(count) compares: take the cheaper.
   const int64_t first_word = int64_t(lo >> 6), last_word = int64_t(hi >> 6);
   if (2 * count * (floor_log2(uint64_t(count)) + 1) < last_word - first_word + 1) {
-    sort_columns(cols, count);
+    sort_columns(list, count);
     for (int64_t q = 0; q < count; ++q) {
-      const uint64_t j = uint64_t(cols[q]);
+      const uint64_t j = uint64_t(list[q]);
+      cols[q] = IC(j);
       vals[q] = from_float<T>(acc[j]);
       bits[j >> 6] = 0;
     }
@@ -318,7 +333,7 @@ void csr_spgemm_rows(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmR
       args.row_nnz[i] = 0;
       continue;
     }
-    if ((f < n ? f : n) + 1 > args.capacity - u) break;  // + 1: dense_row's column list stores one past
+    if ((f < n ? f : n) > args.capacity - u) break;
     const int64_t count = ws.bits != nullptr ? dense_row(args, ws, i, args.cols + u, args.vals + u)
                                              : hash_row(args, ws, i, args.cols + u, args.vals + u);
     args.row_nnz[i] = count;

@@ -9,12 +9,15 @@
 // either input's are, else int32 (ValueError when nnz(C) needs more).
 //
 // fp32/fp16/bf16: flops per row -> rows split into one part per thread by
-// flops -> one pass per part into a part buffer (kernels/cpu/spgemm_csr.cpp:
-// csr_spgemm_rows) -> prefix sum of the row counts -> C allocated -> each
-// part's buffer copied into C. A and B are read once; C is written twice (the
-// copy costs far less than a second Gustavson pass). Part buffers and
-// accumulators come from a small pool kept between calls (ScratchPool), so a
-// repeated product does not pay for fresh pages each time.
+// flops -> C allocated for its bound, sum over rows of min(n, flops(i))
+// entries, part p's region starting at the bound of the rows before it -> one
+// pass per part into its region (kernels/cpu/spgemm_csr.cpp: csr_spgemm_rows)
+// -> prefix sum of the row counts -> parts 1.. moved down to their place ->
+// C's tensors shrunk to nnz (resize_ keeps the storage). A and B are read
+// once, no second Gustavson pass, no part buffer: fresh pages cost about as
+// much as the arithmetic here, and the bound's unused tail is never touched.
+// When the bound is past int32 (int32 output) or past kMaxBoundBytes, a
+// symbolic pass counts C exactly first and the parts write in place.
 //
 // float64 (CPU): the same flops pass, a symbolic pass, the prefix sum, then a
 // simple numeric pass in double (kernels/cpu/float64.cpp: a row's products
@@ -30,7 +33,6 @@
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -52,9 +54,9 @@ namespace {
 
 constexpr const char* kOp = "sparse::csr_spgemm";
 constexpr int64_t kDenseAccumulatorMaxCols = int64_t(1) << 20;
-// First size of a part buffer (entries), when its rows could hold more: it
-// doubles as needed.
-constexpr int64_t kInitialPartEntries = int64_t(1) << 24;
+// C is allocated for its bound (sum over rows of min(n, flops(i)) entries) up
+// to this many bytes, else for its exact size after a symbolic pass.
+constexpr int64_t kMaxBoundBytes = int64_t(1) << 31;
 
 enum class Accumulator { automatic, dense, hash };
 
@@ -100,107 +102,28 @@ struct SymbolicScratch {
   }
 };
 
-// Scratch of one parallel part of the one-pass kernel: the part buffer (C's
-// columns and values of the part's rows, as raw bytes: the types vary per
-// call) and the accumulator. bits stays all zero between uses (the kernel
-// clears what it sets); acc holds finite values.
-struct PartScratch {
-  std::unique_ptr<unsigned char[]> cols, vals;
-  int64_t cols_bytes = 0, vals_bytes = 0;
+// Accumulator of one parallel part of the one-pass kernel (csr_spgemm_rows).
+struct RowScratch {
   std::unique_ptr<uint64_t[]> bits;
-  int64_t bit_words = 0;
-  std::unique_ptr<float[]> acc;
-  int64_t acc_len = 0;
-  std::unique_ptr<int64_t[]> keys;
-  std::unique_ptr<float[]> hash_vals;
-  int64_t hash_len = 0;
+  std::unique_ptr<float[]> acc, hash_vals;
+  std::unique_ptr<int64_t[]> list, keys;
+  cpu::SpgemmRowWorkspace ws{nullptr, nullptr, nullptr, nullptr, nullptr, 0};
 
-  // The dense accumulator for n columns.
-  cpu::SpgemmRowWorkspace dense(int64_t n) {
-    const int64_t words = (n + 63) / 64;
-    if (bit_words < words) {
-      bits.reset(new uint64_t[words]());
-      bit_words = words;
+  RowScratch(Accumulator choice, int64_t n, const int64_t* flops, int64_t begin, int64_t end) {
+    if (use_dense(choice, n, flops[end] - flops[begin])) {
+      bits.reset(new uint64_t[(n + 63) / 64]());  // all zero, as the kernel needs
+      acc.reset(new float[n]);
+      list.reset(new int64_t[n + 1]);
+      ws.bits = bits.get();
+      ws.acc = acc.get();
+      ws.list = list.get();
+      return;
     }
-    if (acc_len < n) {
-      acc.reset(new float[n]());
-      acc_len = n;
-    }
-    return {bits.get(), acc.get(), nullptr, nullptr, 0};
-  }
-
-  cpu::SpgemmRowWorkspace hash(int64_t capacity) {
-    if (hash_len < capacity) {
-      keys.reset(new int64_t[capacity]);
-      hash_vals.reset(new float[capacity]);
-      hash_len = capacity;
-    }
-    return {nullptr, nullptr, keys.get(), hash_vals.get(), capacity};
-  }
-
-  // Room for `entries` entries of IC / T, keeping the first `keep`.
-  template <typename IC, typename T>
-  void reserve(int64_t entries, int64_t keep) {
-    grow(cols, cols_bytes, entries * int64_t(sizeof(IC)), keep * int64_t(sizeof(IC)));
-    grow(vals, vals_bytes, entries * int64_t(sizeof(T)), keep * int64_t(sizeof(T)));
-  }
-
-  static void grow(std::unique_ptr<unsigned char[]>& buf, int64_t& have, int64_t want, int64_t keep) {
-    if (have >= want) return;
-    std::unique_ptr<unsigned char[]> fresh(new unsigned char[want]);  // pages untouched until written
-    if (keep > 0) std::memcpy(fresh.get(), buf.get(), size_t(keep));
-    buf = std::move(fresh);
-    have = want;
-  }
-
-  int64_t bytes() const {
-    return cols_bytes + vals_bytes + 8 * bit_words + 4 * acc_len + 12 * hash_len;
-  }
-};
-
-// Part scratch kept between calls: at most kPoolEntries, each at most
-// kPoolEntryBytes (a larger one is freed on release).
-class ScratchPool {
- public:
-  static constexpr size_t kPoolEntries = 64;
-  static constexpr int64_t kPoolEntryBytes = int64_t(64) << 20;
-
-  std::unique_ptr<PartScratch> acquire() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (!free_.empty()) {
-        std::unique_ptr<PartScratch> s = std::move(free_.back());
-        free_.pop_back();
-        return s;
-      }
-    }
-    return std::make_unique<PartScratch>();
-  }
-
-  void release(std::unique_ptr<PartScratch> s) {
-    if (s->bytes() > kPoolEntryBytes) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (free_.size() < kPoolEntries) free_.push_back(std::move(s));
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<std::unique_ptr<PartScratch>> free_;
-};
-
-ScratchPool& scratch_pool() {
-  static ScratchPool* pool = new ScratchPool();  // never destroyed: no exit-time ordering issue
-  return *pool;
-}
-
-// The scratch of every part of one call, returned to the pool at scope exit.
-struct PartScratches {
-  std::vector<std::unique_ptr<PartScratch>> parts;
-  explicit PartScratches(size_t count) {
-    for (size_t p = 0; p < count; ++p) parts.push_back(scratch_pool().acquire());
-  }
-  ~PartScratches() {
-    for (auto& s : parts) scratch_pool().release(std::move(s));
+    ws.hash_capacity = hash_capacity(n, flops, begin, end);
+    keys.reset(new int64_t[ws.hash_capacity]);
+    hash_vals.reset(new float[ws.hash_capacity]);
+    ws.keys = keys.get();
+    ws.vals = hash_vals.get();
   }
 };
 
@@ -324,45 +247,45 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_spgemm_cpu(const at::Tensor& 
             SK_CPU_CALL(csr_spgemm_numeric_f64, args, s.ws, begin, end);
           });
         } else {
-          if (!wide) {
-            // C has at most sum_i min(n, flops(i)) entries; past int32, count exactly before computing.
-            int64_t most = 0;
-            for (int64_t i = 0; i < m; ++i) most += std::min(n, fl[i + 1] - fl[i]);
-            if (most > std::numeric_limits<int32_t>::max()) {
-              std::vector<int64_t> c_ptr(m + 1);
-              count_rows(c_ptr.data());
-              check_index_range(c_ptr[m]);
-            }
-          }
+          // Where part p writes: exact offsets (c_ptr of a symbolic pass) when C's
+          // bound is past int32 (the index check needs the exact count) or past
+          // kMaxBoundBytes; else offsets by the bound, and the parts move down after.
           const int64_t parts = int64_t(bounds.size()) - 1;
+          std::vector<int64_t> start(parts + 1, 0);
+          for (int64_t p = 0; p < parts; ++p) {
+            int64_t most = 0;
+            for (int64_t i = bounds[p]; i < bounds[p + 1]; ++i) most += std::min(n, fl[i + 1] - fl[i]);
+            start[p + 1] = start[p] + most;
+          }
+          const int64_t entry_bytes = int64_t(sizeof(IC) + sizeof(T));
+          const bool exact =
+              (!wide && start[parts] > std::numeric_limits<int32_t>::max()) || start[parts] > kMaxBoundBytes / entry_bytes;
+          if (exact) {
+            std::vector<int64_t> c_ptr(m + 1);
+            count_rows(c_ptr.data());
+            check_index_range(c_ptr[m]);
+            for (int64_t p = 0; p <= parts; ++p) start[p] = c_ptr[bounds[p]];
+          }
+          c_col_idx = empty_output({start[parts]}, a_row_ptr.options().dtype(c_index));
+          c_values = empty_output({start[parts]}, a_values.options());
+          IC* cci = c_col_idx.data_ptr<IC>();
+          T* cv = data_as<T>(c_values);
           std::vector<int64_t> row_nnz(m), part_used(parts);
-          PartScratches scratch{size_t(parts)};
           at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
             for (int64_t p = pb; p < pe; ++p) {
               const int64_t begin = bounds[p], end = bounds[p + 1];
-              PartScratch& ps = *scratch.parts[p];
-              const cpu::SpgemmRowWorkspace ws = use_dense(choice, n, fl[end] - fl[begin])
-                                                     ? ps.dense(n)
-                                                     : ps.hash(hash_capacity(n, fl, begin, end));
-              int64_t most = 1;  // entries of the part's rows at most, + 1 (csr_spgemm_rows)
-              for (int64_t i = begin; i < end; ++i) most += std::min(n, fl[i + 1] - fl[i]);
-              ps.reserve<IC, T>(std::min(most, kInitialPartEntries), 0);
-              int64_t i = begin, used = 0;
-              for (;;) {
-                const int64_t capacity =
-                    std::min(ps.cols_bytes / int64_t(sizeof(IC)), ps.vals_bytes / int64_t(sizeof(T)));
-                const cpu::CsrSpgemmRowsArgs<T, IA, IB, IC> args{pattern,
-                                                                 data_as<const T>(a_values),
-                                                                 data_as<const T>(b_values),
-                                                                 fl,
-                                                                 reinterpret_cast<IC*>(ps.cols.get()),
-                                                                 reinterpret_cast<T*>(ps.vals.get()),
-                                                                 capacity,
-                                                                 row_nnz.data()};
-                SK_CPU_CALL(csr_spgemm_rows, args, ws, i, end, &i, &used);
-                if (i == end) break;
-                ps.reserve<IC, T>(std::max(2 * capacity, used + std::min(n, fl[i + 1] - fl[i]) + 1), used);
-              }
+              const RowScratch s(choice, n, fl, begin, end);
+              const cpu::CsrSpgemmRowsArgs<T, IA, IB, IC> args{pattern,
+                                                               data_as<const T>(a_values),
+                                                               data_as<const T>(b_values),
+                                                               fl,
+                                                               cci + start[p],
+                                                               cv + start[p],
+                                                               start[p + 1] - start[p],
+                                                               row_nnz.data()};
+              int64_t next = begin, used = 0;
+              SK_CPU_CALL(csr_spgemm_rows, args, s.ws, begin, end, &next, &used);
+              TORCH_CHECK(next == end, kOp, ": internal error: a part's rows did not fit their region");
               part_used[p] = used;
             }
           });
@@ -375,19 +298,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_spgemm_cpu(const at::Tensor& 
             crp[i + 1] = IC(nnz);
           }
           check_index_range(nnz);
-          c_col_idx = empty_output({nnz}, a_row_ptr.options().dtype(c_index));
-          c_values = empty_output({nnz}, a_values.options());
-          IC* cci = c_col_idx.data_ptr<IC>();
-          T* cv = data_as<T>(c_values);
-          at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
-            for (int64_t p = pb; p < pe; ++p) {
-              const int64_t offset = int64_t(crp[bounds[p]]), used = part_used[p];
-              const PartScratch& ps = *scratch.parts[p];
-              if (used == 0) continue;
-              std::memcpy(cci + offset, ps.cols.get(), size_t(used) * sizeof(IC));
-              std::memcpy(cv + offset, ps.vals.get(), size_t(used) * sizeof(T));
+          if (!exact) {
+            // Part p's rows belong at crp[bounds[p]] <= start[p]: move them down, in
+            // order (a destination may overlap the previous part's source).
+            for (int64_t p = 1; p < parts; ++p) {
+              const int64_t to = int64_t(crp[bounds[p]]), used = part_used[p];
+              if (used == 0 || to == start[p]) continue;
+              std::memmove(cci + to, cci + start[p], size_t(used) * sizeof(IC));
+              std::memmove(cv + to, cv + start[p], size_t(used) * sizeof(T));
             }
-          });
+            // Shrinking keeps the storage: its unused tail was never written,
+            // so its pages were never touched.
+            c_col_idx.resize_({nnz});
+            c_values.resize_({nnz});
+          }
         }
         return std::make_tuple(c_row_ptr, c_col_idx, c_values);
       });
