@@ -54,8 +54,9 @@ struct CsrSpgemmArgs {
 
 // One-pass SpGEMM into a part region: rows begin, begin + 1, ... of C are
 // written back to back at cols[used ..] / vals[used ..] (nothing else of cols /
-// vals is written). A row is started only while min(n, flops(i)) entries still
-// fit below capacity: the kernel stops early at a row that does not fit.
+// vals is written). A row is started only while its size bound still fits
+// below capacity: the kernel stops early at a row that does not fit. The bound
+// is min(n, flops(i)), or the row's exact size when c_ptr is given.
 template <typename T, typename IA, typename IB, typename IC>
 struct CsrSpgemmRowsArgs {
   CsrSpgemmPatternArgs<IA, IB> pattern;
@@ -66,6 +67,7 @@ struct CsrSpgemmRowsArgs {
   T* vals;                  // [capacity]
   int64_t capacity;
   int64_t* row_nnz;         // [m], entries of row i of C (written for the rows done)
+  const int64_t* c_ptr;     // [m + 1], C's row offsets from a symbolic pass, or nullptr
 };
 
 // Accumulator of csr_spgemm_rows for one thread, owned by the caller:

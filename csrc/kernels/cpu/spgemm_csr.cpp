@@ -333,7 +333,8 @@ void csr_spgemm_rows(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmR
       args.row_nnz[i] = 0;
       continue;
     }
-    if ((f < n ? f : n) > args.capacity - u) break;
+    const int64_t most = args.c_ptr != nullptr ? args.c_ptr[i + 1] - args.c_ptr[i] : (f < n ? f : n);
+    if (most > args.capacity - u) break;
     const int64_t count = ws.bits != nullptr ? dense_row(args, ws, i, args.cols + u, args.vals + u)
                                              : hash_row(args, ws, i, args.cols + u, args.vals + u);
     args.row_nnz[i] = count;
