@@ -280,10 +280,11 @@ def threads(request):
 
 
 def test_csr_spgemm_parts_and_sizing_match_scipy(isa, accumulator, sizing, threads):
-    # Enough products (~1e5) for several parts; power-law rows: very uneven parts.
-    g = power_law_graph(1500, 5, seed=threads)
+    # ~1.8e6 products: one part per 2^18 of them (the glue's minimum) gives up to 4 per thread;
+    # power-law rows: very uneven parts.
+    g = power_law_graph(6000, 20, seed=threads)
     a = scipy_parts(g, torch.int32)
-    row_ptr, col_idx, values = spgemm(a, a, 1500)
+    row_ptr, col_idx, values = spgemm(a, a, 6000)
     expected = g.astype(np.float64) @ g.astype(np.float64)
     expected.sort_indices()
     np.testing.assert_array_equal(row_ptr.numpy(), expected.indptr)

@@ -8,8 +8,8 @@
 // unsorted rows and duplicate columns (summed). C's indices are int64 when
 // either input's are, else int32 (ValueError when nnz(C) needs more).
 //
-// fp32/fp16/bf16: flops per row -> rows split into one part per thread by
-// flops -> C allocated for its bound, sum over rows of min(n, flops(i))
+// fp32/fp16/bf16: flops per row -> rows split into parts by flops (a few per
+// thread, taken dynamically) -> C allocated for its bound, sum over rows of min(n, flops(i))
 // entries, part p's region starting at the bound of the rows before it -> one
 // pass per part into its region (kernels/cpu/spgemm_csr.cpp: csr_spgemm_rows)
 // -> prefix sum of the row counts -> parts 1.. moved down to their place ->
@@ -30,6 +30,7 @@
 // SPARSEKERNELS_SPGEMM_ACCUMULATOR=dense|hash forces one (read per call; for
 // tests and benchmarks).
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -61,6 +62,13 @@ constexpr int64_t kDenseAccumulatorMaxCols = int64_t(1) << 20;
 // C is allocated for its bound (sum over rows of min(n, flops(i)) entries) up
 // to this many bytes, else for its exact size after a symbolic pass.
 constexpr int64_t kMaxBoundBytes = int64_t(1) << 31;
+// Row parts: at least kMinPartFlops products each (~1 ms: below that a
+// second thread rarely pays for its wake-up on a loaded machine), up to
+// kPartsPerThread per thread; the row flops pass runs in parallel from
+// kParallelFlopsMinNnz entries of A.
+constexpr int64_t kMinPartFlops = int64_t(1) << 18;
+constexpr int64_t kPartsPerThread = 4;
+constexpr int64_t kParallelFlopsMinNnz = int64_t(1) << 20;
 
 enum class Accumulator { automatic, dense, hash };
 
@@ -225,13 +233,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_spgemm_cpu(const at::Tensor& 
         // flops[i] = products of rows [0, i).
         std::vector<int64_t> flops(m + 1, 0);
         int64_t* fl = flops.data();
-        at::parallel_for(0, m, 2048, [&](int64_t begin, int64_t end) {
-          SK_CPU_CALL(csr_spgemm_row_flops, pattern, fl + 1, begin, end);
-        });
+        // Serial unless A is large: a parallel region costs a wake-up of every
+        // thread, which on a loaded machine can be a scheduler time slice.
+        if (a_col_idx.numel() >= kParallelFlopsMinNnz) {
+          at::parallel_for(0, m, 2048, [&](int64_t begin, int64_t end) {
+            SK_CPU_CALL(csr_spgemm_row_flops, pattern, fl + 1, begin, end);
+          });
+        } else {
+          SK_CPU_CALL(csr_spgemm_row_flops, pattern, fl + 1, 0, m);
+        }
         for (int64_t i = 0; i < m; ++i) fl[i + 1] += fl[i];
-        // Cost of rows [0, i): their products plus a little per row.
+        // Cost of rows [0, i): their products plus a little per row. Several
+        // parts per thread, taken dynamically (below): a thread that shares its
+        // core with another process does less of the work.
         const std::vector<int64_t> bounds =
-            m > 0 ? split_rows_by_cost(m, 1 << 14, [&](int64_t i) { return fl[i] + i; }) : std::vector<int64_t>{0, 0};
+            m > 0 ? split_rows_by_cost(m, kMinPartFlops, [&](int64_t i) { return fl[i] + i; }, kPartsPerThread)
+                  : std::vector<int64_t>{0, 0};
         // Distinct columns of each row of C: rows [0, i) hold c_ptr[i] entries.
         auto count_rows = [&](int64_t* c_ptr) {
           c_ptr[0] = 0;
@@ -302,8 +319,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_spgemm_cpu(const at::Tensor& 
           advise_huge_pages(cci, start[parts] * int64_t(sizeof(IC)));
           advise_huge_pages(cv, start[parts] * int64_t(sizeof(T)));
           std::vector<int64_t> row_nnz(m), part_used(parts);
-          at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
-            for (int64_t p = pb; p < pe; ++p) {
+          std::atomic<int64_t> next_part{0};
+          const int64_t workers = std::min<int64_t>(parts, at::get_num_threads());
+          at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+            for (int64_t p = next_part++; p < parts; p = next_part++) {
               const int64_t begin = bounds[p], end = bounds[p + 1];
               const RowScratch s(choice, n, fl, begin, end);
               const cpu::CsrSpgemmRowsArgs<T, IA, IB, IC> args{pattern,
