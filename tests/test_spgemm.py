@@ -259,3 +259,99 @@ class TestBadInput:
     def test_empty_row_ptr(self, which):
         with pytest.raises(ValueError, match="row_ptr' must be a 1-D tensor with"):
             self.call(**self.replaced(which, 0, torch.zeros(0, dtype=torch.int32)))
+
+
+@pytest.fixture(params=["bound", "exact"])
+def sizing(request, monkeypatch):
+    """C allocated for its bound (parts written apart, then moved down) or, forced here, for its exact
+    size after a symbolic pass (the path taken when the bound is past int32 or too large)."""
+    if request.param == "exact":
+        monkeypatch.setenv("SPARSEKERNELS_SPGEMM_EXACT", "1")
+    return request.param
+
+
+@pytest.fixture(params=[1, 2, 3])
+def threads(request):
+    """Row parts: one per thread (3 parts also on a 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+def test_csr_spgemm_parts_and_sizing_match_scipy(isa, accumulator, sizing, threads):
+    # ~1.8e6 products: one part per 2^18 of them (the glue's minimum) gives up to 4 per thread;
+    # power-law rows: very uneven parts.
+    g = power_law_graph(6000, 20, seed=threads)
+    a = scipy_parts(g, torch.int32)
+    row_ptr, col_idx, values = spgemm(a, a, 6000)
+    expected = g.astype(np.float64) @ g.astype(np.float64)
+    expected.sort_indices()
+    np.testing.assert_array_equal(row_ptr.numpy(), expected.indptr)
+    np.testing.assert_array_equal(col_idx.numpy(), expected.indices)
+    assert_matches_reference(values, torch.from_numpy(expected.data), torch.float32)
+    # Shrunk to nnz: the tensors' sizes are exact whatever their storage holds.
+    assert col_idx.shape == values.shape == (expected.nnz,)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_csr_spgemm_sort_and_bitmap_read_off(isa, accumulator, sizing, dtype):
+    # The dense accumulator reads a row off its bitmap, or sorts the row's column list when the
+    # row has few entries over a wide column range. Rows here: 2 entries at both ends (sorted),
+    # 1 entry (sorted), columns on word boundaries (63, 64, 127, 128), a dense row (bitmap), and an
+    # empty row between them.
+    n = 5000
+    b_rows = [[0, n - 1], [2500], [63, 64, 127, 128, 0, 4095, 4096], list(range(0, n, 3)), [n - 1, 64, 1]]
+    b_row_ptr = torch.tensor([0] + list(np.cumsum([len(r) for r in b_rows])))
+    b_col = torch.tensor([c for r in b_rows for c in r])
+    g = torch.Generator().manual_seed(9)
+    b = (b_row_ptr, b_col, torch.randn(b_col.numel(), generator=g).to(dtype))
+    a_rows = [[0], [1], [2], [], [3], [0, 2, 4], [4, 0, 1, 2, 3]]
+    a_row_ptr = torch.tensor([0] + list(np.cumsum([len(r) for r in a_rows])))
+    a_col = torch.tensor([c for r in a_rows for c in r])
+    a = (a_row_ptr, a_col, torch.randn(a_col.numel(), generator=g).to(dtype))
+    c = check(a, b, len(b_rows), n)
+    assert c[1][: int(c[0][3])].tolist() == [0, n - 1, 2500, 0, 63, 64, 127, 128, 4095, 4096]
+
+
+def test_csr_spgemm_heavy_duplication(isa, accumulator, sizing):
+    # One column of A repeated 200 times and B rows repeating columns: every entry of C sums many
+    # products (the accumulator's "seen" case), also with unsorted rows.
+    g = torch.Generator().manual_seed(11)
+    a_col = torch.tensor([3] * 200 + [0, 3, 1, 0])
+    a = (torch.tensor([0, 200, 200, 204]), a_col, torch.randn(204, generator=g))
+    b_col = torch.tensor([7, 7, 2, 7, 2, 5, 5, 5, 0, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3, 2, 1, 0])
+    b = (torch.tensor([0, 3, 5, 8, 24]), b_col, torch.randn(24, generator=g))
+    c = check(a, b, 4, 8)
+    assert c[0].tolist() == [0, 8, 8, 16]
+
+
+def test_csr_spgemm_dense_accumulator_wide_output(isa, monkeypatch):
+    # The dense accumulator forced on n > 2^20 columns with rows of a few entries each (the sort
+    # read-off) and one long row (the bitmap read-off over a wide range).
+    monkeypatch.setenv("SPARSEKERNELS_SPGEMM_ACCUMULATOR", "dense")
+    n = 2**20 + 3
+    a = scipy.sparse.random(6, 9, density=0.5, format="csr", random_state=3, dtype=np.float32)
+    b = scipy.sparse.random(9, n, density=4e-4, format="csr", random_state=4, dtype=np.float32)
+    b.indices[:3] = [n - 1, 0, n - 2]
+    b.has_sorted_indices = False
+    row_ptr, col_idx, values = spgemm(scipy_parts(a, torch.int32), scipy_parts(b, torch.int32), n)
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    expected.sort_indices()
+    np.testing.assert_array_equal(row_ptr.numpy(), expected.indptr)
+    np.testing.assert_array_equal(col_idx.numpy(), expected.indices)
+    assert_matches_reference(values, torch.from_numpy(expected.data), torch.float32)
+
+
+def test_csr_spgemm_repeated_calls_leave_no_state(isa, accumulator):
+    # The accumulator's bitmap must be clean after every row and call: a product, then one with
+    # fewer columns, then the first again, each matching scipy.
+    g1 = power_law_graph(700, 4, seed=5)
+    g2 = scipy.sparse.random(700, 300, density=0.02, format="csr", random_state=6, dtype=np.float32)
+    for x, y in [(g1, g1), (g1, g2), (g1, g1)]:
+        row_ptr, col_idx, values = spgemm(scipy_parts(x, torch.int64), scipy_parts(y, torch.int32), y.shape[1])
+        expected = x.astype(np.float64) @ y.astype(np.float64)
+        expected.sort_indices()
+        np.testing.assert_array_equal(col_idx.numpy(), expected.indices)
+        np.testing.assert_array_equal(row_ptr.numpy(), expected.indptr)
+        assert_matches_reference(values, torch.from_numpy(expected.data), torch.float32)

@@ -24,11 +24,15 @@ struct CsrSddmmArgs {
   int64_t ldx, ldy;
 };
 
-// SpGEMM C = A [m, k] @ B [k, n], all CSR, in two passes over the same rows:
-// symbolic (distinct columns per row of C) and numeric (values, sorted columns).
-// A and B may have unsorted rows and duplicate columns (duplicates are summed);
-// C's columns are sorted and distinct. C is the structural product: an entry
-// whose products cancel to 0 is kept with the value 0.
+// SpGEMM C = A [m, k] @ B [k, n], all CSR, Gustavson row by row. A and B may
+// have unsorted rows and duplicate columns (duplicates are summed); C's columns
+// are sorted and distinct. C is the structural product: an entry whose products
+// cancel to 0 is kept with the value 0.
+//
+// fp32/fp16/bf16 (csr_spgemm_rows): ONE pass computes whole rows of C into a
+// region of the caller (a parallel part's rows back to back); the glue then
+// moves each part's rows to their place in C. float64 (float64.h): a symbolic pass
+// (csr_spgemm_symbolic) counts each row, then a numeric pass writes into C.
 template <typename IA, typename IB>
 struct CsrSpgemmPatternArgs {
   const IA* a_row_ptr;  // [m + 1]
@@ -48,20 +52,49 @@ struct CsrSpgemmArgs {
   T* c_values;          // [nnz(C)]
 };
 
-// Per-thread scratch of the SpGEMM passes, owned by the caller; one workspace
-// serves one thread at a time, for any number of row ranges of one pass.
-//   dense accumulator (marker != nullptr): marker [n] filled with -1 before the
-//     first use (the kernels leave row numbers in it), acc [n] (numeric pass
-//     only, any contents).
-//   hash accumulator (marker == nullptr): keys and vals [hash_capacity] (vals
-//     numeric only, any contents), hash_capacity a power of two >= 2 * min(n,
-//     flops(i)) for every row i handed to the kernel, where flops(i) is the
-//     number of products of row i (csr_spgemm_row_flops).
-struct SpgemmWorkspace {
-  int64_t* marker;
+// One-pass SpGEMM into a part region: rows begin, begin + 1, ... of C are
+// written back to back at cols[used ..] / vals[used ..] (nothing else of cols /
+// vals is written). A row is started only while its size bound still fits
+// below capacity: the kernel stops early at a row that does not fit. The bound
+// is min(n, flops(i)), or the row's exact size when c_ptr is given.
+template <typename T, typename IA, typename IB, typename IC>
+struct CsrSpgemmRowsArgs {
+  CsrSpgemmPatternArgs<IA, IB> pattern;
+  const T* a_values;        // [nnz(A)]
+  const T* b_values;        // [nnz(B)]
+  const int64_t* flops;     // [m + 1], prefix sum of the row products (flops[i + 1] - flops[i] = flops(i))
+  IC* cols;                 // [capacity], the part region
+  T* vals;                  // [capacity]
+  int64_t capacity;
+  int64_t* row_nnz;         // [m], entries of row i of C (written for the rows done)
+  const int64_t* c_ptr;     // [m + 1], C's row offsets from a symbolic pass, or nullptr
+};
+
+// Accumulator of csr_spgemm_rows for one thread, owned by the caller:
+//   dense (bits != nullptr): a fp32 sparse accumulator with an occupancy
+//     bitmap; bits [ceil(n / 64)] all zero on entry and left all zero; acc [n]
+//     and list [n + 1] any contents. The bitmap hands the columns over sorted.
+//   hash (bits == nullptr): keys and vals [hash_capacity], any contents,
+//     hash_capacity a power of two >= 2 * min(n, flops(i)) for every row i
+//     handed to the kernel.
+struct SpgemmRowWorkspace {
+  uint64_t* bits;
   float* acc;
+  int64_t* list;
   int64_t* keys;
   float* vals;
+  int64_t hash_capacity;
+};
+
+// Scratch of csr_spgemm_symbolic (float64 path), owned by the caller; one
+// workspace serves one thread at a time.
+//   dense (marker != nullptr): marker [n] filled with -1 before the first use
+//     (the kernel leaves row numbers in it).
+//   hash (marker == nullptr): keys [hash_capacity], any contents, a power of
+//     two >= 2 * min(n, flops(i)) for every row i handed to the kernel.
+struct SpgemmWorkspace {
+  int64_t* marker;
+  int64_t* keys;
   int64_t hash_capacity;
 };
 
@@ -83,10 +116,11 @@ struct SpgemmWorkspace {
   template <typename IA, typename IB>                                                         \
   void csr_spgemm_symbolic(const CsrSpgemmPatternArgs<IA, IB>& a, const SpgemmWorkspace& ws,  \
                            int64_t* row_nnz, int64_t begin, int64_t end);                     \
-  /* columns (sorted) and values of rows [begin, end) of C */                                 \
+  /* rows begin, begin + 1, ... (< end) of C into the part region from *used on; on return */ \
+  /* *next_row is the first row not done (end, or a row that does not fit), *used the fill */ \
   template <typename T, typename IA, typename IB, typename IC>                                \
-  void csr_spgemm_numeric(const CsrSpgemmArgs<T, IA, IB, IC>& a, const SpgemmWorkspace& ws,   \
-                          int64_t begin, int64_t end);                                        \
+  void csr_spgemm_rows(const CsrSpgemmRowsArgs<T, IA, IB, IC>& a, const SpgemmRowWorkspace& ws, \
+                       int64_t begin, int64_t end, int64_t* next_row, int64_t* used);         \
   }                                                                                           \
   }                                                                                           \
   }

@@ -1,18 +1,24 @@
 // CSR SpGEMM on the CPU (Gustavson, row by row): row i of C = sum over the
-// entries (i, c) of A of A[i, c] * row c of B. Two passes over the same rows:
+// entries (i, c) of A of A[i, c] * row c of B.
 //
-//   symbolic: count the distinct columns of each row of C;
-//   numeric:  accumulate the products in fp32, write the columns sorted.
-//
-// Each pass accumulates a row in one of two ways (chosen by the glue through
-// the workspace, sddmm_spgemm.h):
-//   dense: marker[j] == i means column j already occurs in row i (no clearing
-//     between rows), acc[j] its running sum. Columns are collected as they
-//     appear and sorted, or, for a row that fills a good part of [0, n),
-//     picked up by one scan of the marker (cheaper than sorting).
+// fp32/fp16/bf16, csr_spgemm_rows: one pass per row accumulates the products in
+// fp32 and writes the row (sorted columns, values) to the part buffer; A and B
+// are read once. Two accumulators (chosen by the glue through the workspace,
+// sddmm_spgemm.h):
+//   dense: acc[n] plus an occupancy bitmap of n bits. The product loop is
+//     branch-free (whether a column is new is unpredictable: a branch there
+//     mispredicts about half the time): it sets the bit, selects acc[j] + v or
+//     v, and appends j to the row's column list in the workspace (advancing
+//     only when new).
+//     The row is then read off in column order by walking the bitmap words between them
+//     (ctz), clearing them, so the columns come out sorted without a sort;
+//     a row with few entries spread over a wide range sorts its short column
+//     list instead.
 //   hash: open addressing with linear probing in a table of 2^s >= 2 * min(n,
 //     flops(i)) slots, cleared per row, so its cost follows the row's work
-//     rather than n (used for very wide C).
+//     rather than n (very wide C); its columns are sorted.
+// float64 uses csr_spgemm_symbolic (below: marker or hash, counts only) and
+// float64.cpp's numeric pass.
 //
 // No std algorithm is used here: the sort below lives in this ISA's namespace
 // (isa.h, the COMDAT rule).
@@ -195,89 +201,147 @@ void csr_spgemm_symbolic(const CsrSpgemmPatternArgs<IA, IB>& a, const SpgemmWork
   }
 }
 
+// seen ? a : b, as a bit blend: a conditional move the compiler cannot turn
+// back into a branch.
+static inline float select_float(uint32_t seen, float a, float b) {
+  uint32_t ua, ub;
+  __builtin_memcpy(&ua, &a, 4);
+  __builtin_memcpy(&ub, &b, 4);
+  const uint32_t mask = 0u - seen;
+  const uint32_t r = (ua & mask) | (ub & ~mask);
+  float out;
+  __builtin_memcpy(&out, &r, 4);
+  return out;
+}
+
+// Row i of C with the dense accumulator into cols / vals (room for
+// min(n, flops(i)) entries); returns its entry count.
 template <typename T, typename IA, typename IB, typename IC>
-void csr_spgemm_numeric(const CsrSpgemmArgs<T, IA, IB, IC>& args, const SpgemmWorkspace& ws, int64_t begin,
-                        int64_t end) {
+static inline int64_t dense_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws,
+                                int64_t i, IC* cols, T* vals) {
   const CsrSpgemmPatternArgs<IA, IB>& a = args.pattern;
-  const int64_t n = a.n;
-  for (int64_t i = begin; i < end; ++i) {
-    const int64_t c0 = int64_t(args.c_row_ptr[i]), count = int64_t(args.c_row_ptr[i + 1]) - c0;
-    if (count == 0) continue;
-    IC* cols = args.c_col_idx + c0;
-    T* vals = args.c_values + c0;
-    const int64_t pa0 = int64_t(a.a_row_ptr[i]), pa1 = int64_t(a.a_row_ptr[i + 1]);
-    if (ws.marker != nullptr) {
-      int64_t* marker = ws.marker;
-      float* acc = ws.acc;
-      // Sorting costs ~count * log2(count) compares; a scan of the marker n cheap loads.
-      const bool scan = n <= 4 * count * (floor_log2(uint64_t(count)) + 1);
-      int64_t w = 0;
-      for (int64_t pa = pa0; pa < pa1; ++pa) {
-        const int64_t c = int64_t(a.a_col_idx[pa]);
-        const float av = to_float(args.a_values[pa]);
-        const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
-        for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
-          const int64_t j = int64_t(a.b_col_idx[pb]);
-          const float v = av * to_float(args.b_values[pb]);
-          if (marker[j] != i) {
-            marker[j] = i;
-            acc[j] = v;
-            if (!scan) cols[w++] = IC(j);
-          } else {
-            acc[j] += v;
-          }
+  uint64_t* bits = ws.bits;
+  float* acc = ws.acc;
+  int64_t* list = ws.list;
+  int64_t count = 0;
+  const int64_t pa1 = int64_t(a.a_row_ptr[i + 1]);
+  for (int64_t pa = int64_t(a.a_row_ptr[i]); pa < pa1; ++pa) {
+    const int64_t c = int64_t(a.a_col_idx[pa]);
+    const float av = to_float(args.a_values[pa]);
+    const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
+    for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
+      const uint64_t j = uint64_t(a.b_col_idx[pb]);
+      const float v = av * to_float(args.b_values[pb]);
+      const uint64_t word = bits[j >> 6], bit = uint64_t(1) << (j & 63);
+      const uint32_t seen = uint32_t((word >> (j & 63)) & 1);
+      acc[j] = select_float(seen, acc[j] + v, v);
+      bits[j >> 6] = word | bit;
+      list[count] = int64_t(j);  // kept only when new: count advances then
+      count += 1 - seen;
+    }
+  }
+  if (count == 0) return 0;
+  uint64_t lo = uint64_t(list[0]), hi = lo;  // smallest and largest column of the row
+  for (int64_t q = 1; q < count; ++q) {
+    const uint64_t j = uint64_t(list[q]);
+    lo = j < lo ? j : lo;
+    hi = j > hi ? j : hi;
+  }
+  // Reading the row off the bitmap costs a load per word of [lo, hi]; sorting
+  // the column list about count * log2(count) compares: take the cheaper.
+  const int64_t first_word = int64_t(lo >> 6), last_word = int64_t(hi >> 6);
+  if (2 * count * (floor_log2(uint64_t(count)) + 1) < last_word - first_word + 1) {
+    sort_columns(list, count);
+    for (int64_t q = 0; q < count; ++q) {
+      const uint64_t j = uint64_t(list[q]);
+      cols[q] = IC(j);
+      vals[q] = from_float<T>(acc[j]);
+      bits[j >> 6] = 0;
+    }
+    return count;
+  }
+  int64_t q = 0;
+  for (int64_t w = first_word; w <= last_word; ++w) {
+    uint64_t word = bits[w];
+    if (word == 0) continue;
+    bits[w] = 0;
+    do {
+      const int64_t j = (w << 6) + __builtin_ctzll(word);
+      word &= word - 1;
+      cols[q] = IC(j);
+      vals[q] = from_float<T>(acc[j]);
+      ++q;
+    } while (word != 0);
+  }
+  return q;
+}
+
+// Row i of C with the hash accumulator into cols / vals; returns its entry count.
+template <typename T, typename IA, typename IB, typename IC>
+static inline int64_t hash_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws,
+                               int64_t i, IC* cols, T* vals) {
+  const CsrSpgemmPatternArgs<IA, IB>& a = args.pattern;
+  const int64_t f = args.flops[i + 1] - args.flops[i];
+  const HashShape hs = hash_shape(2 * (f < a.n ? f : a.n));
+  const int64_t mask = hs.size - 1;
+  int64_t* keys = ws.keys;
+  float* hv = ws.vals;
+  for (int64_t s = 0; s < hs.size; ++s) keys[s] = -1;
+  const int64_t pa1 = int64_t(a.a_row_ptr[i + 1]);
+  for (int64_t pa = int64_t(a.a_row_ptr[i]); pa < pa1; ++pa) {
+    const int64_t c = int64_t(a.a_col_idx[pa]);
+    const float av = to_float(args.a_values[pa]);
+    const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
+    for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
+      const int64_t j = int64_t(a.b_col_idx[pb]);
+      const float v = av * to_float(args.b_values[pb]);
+      for (int64_t s = hash_slot(j, hs.shift);; s = (s + 1) & mask) {
+        if (keys[s] == j) {
+          hv[s] += v;
+          break;
         }
-      }
-      if (scan) {
-        for (int64_t j = 0; j < n; ++j) {
-          if (marker[j] == i) {
-            cols[w] = IC(j);
-            vals[w] = from_float<T>(acc[j]);
-            ++w;
-          }
+        if (keys[s] < 0) {
+          keys[s] = j;
+          hv[s] = v;
+          break;
         }
-      } else {
-        sort_columns(cols, count);
-        for (int64_t q = 0; q < count; ++q) vals[q] = from_float<T>(acc[int64_t(cols[q])]);
-      }
-    } else {
-      const HashShape hs = row_hash_shape(a, i);
-      const int64_t mask = hs.size - 1;
-      int64_t* keys = ws.keys;
-      float* hv = ws.vals;
-      for (int64_t s = 0; s < hs.size; ++s) keys[s] = -1;
-      for (int64_t pa = pa0; pa < pa1; ++pa) {
-        const int64_t c = int64_t(a.a_col_idx[pa]);
-        const float av = to_float(args.a_values[pa]);
-        const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
-        for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
-          const int64_t j = int64_t(a.b_col_idx[pb]);
-          const float v = av * to_float(args.b_values[pb]);
-          for (int64_t s = hash_slot(j, hs.shift);; s = (s + 1) & mask) {
-            if (keys[s] == j) {
-              hv[s] += v;
-              break;
-            }
-            if (keys[s] < 0) {
-              keys[s] = j;
-              hv[s] = v;
-              break;
-            }
-          }
-        }
-      }
-      int64_t w = 0;
-      for (int64_t s = 0; s < hs.size; ++s)
-        if (keys[s] >= 0) cols[w++] = IC(keys[s]);
-      sort_columns(cols, count);
-      for (int64_t q = 0; q < count; ++q) {
-        const int64_t j = int64_t(cols[q]);
-        int64_t s = hash_slot(j, hs.shift);
-        while (keys[s] != j) s = (s + 1) & mask;
-        vals[q] = from_float<T>(hv[s]);
       }
     }
   }
+  int64_t count = 0;
+  for (int64_t s = 0; s < hs.size; ++s)
+    if (keys[s] >= 0) cols[count++] = IC(keys[s]);
+  sort_columns(cols, count);
+  for (int64_t q = 0; q < count; ++q) {
+    const int64_t j = int64_t(cols[q]);
+    int64_t s = hash_slot(j, hs.shift);
+    while (keys[s] != j) s = (s + 1) & mask;
+    vals[q] = from_float<T>(hv[s]);
+  }
+  return count;
+}
+
+template <typename T, typename IA, typename IB, typename IC>
+void csr_spgemm_rows(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws, int64_t begin,
+                     int64_t end, int64_t* next_row, int64_t* used) {
+  const int64_t n = args.pattern.n;
+  int64_t u = *used;
+  int64_t i = begin;
+  for (; i < end; ++i) {
+    const int64_t f = args.flops[i + 1] - args.flops[i];
+    if (f == 0) {
+      args.row_nnz[i] = 0;
+      continue;
+    }
+    const int64_t most = args.c_ptr != nullptr ? args.c_ptr[i + 1] - args.c_ptr[i] : (f < n ? f : n);
+    if (most > args.capacity - u) break;
+    const int64_t count = ws.bits != nullptr ? dense_row(args, ws, i, args.cols + u, args.vals + u)
+                                             : hash_row(args, ws, i, args.cols + u, args.vals + u);
+    args.row_nnz[i] = count;
+    u += count;
+  }
+  *next_row = i;
+  *used = u;
 }
 
 #define SK_INSTANTIATE_PATTERN(IA, IB)                                                                      \
@@ -291,9 +355,9 @@ SK_INSTANTIATE_PATTERN(int64_t, int64_t)
 #undef SK_INSTANTIATE_PATTERN
 
 // C's indices are int64 when either input's are, else int32.
-#define SK_INSTANTIATE_NUMERIC(T, IA, IB, IC)                                                           \
-  template void csr_spgemm_numeric<T, IA, IB, IC>(const CsrSpgemmArgs<T, IA, IB, IC>&, const SpgemmWorkspace&, \
-                                                  int64_t, int64_t);
+#define SK_INSTANTIATE_NUMERIC(T, IA, IB, IC)                                                   \
+  template void csr_spgemm_rows<T, IA, IB, IC>(const CsrSpgemmRowsArgs<T, IA, IB, IC>&,                 \
+                                               const SpgemmRowWorkspace&, int64_t, int64_t, int64_t*, int64_t*);
 #define SK_INSTANTIATE_NUMERIC_ALL(T)                   \
   SK_INSTANTIATE_NUMERIC(T, int32_t, int32_t, int32_t)  \
   SK_INSTANTIATE_NUMERIC(T, int32_t, int64_t, int64_t)  \

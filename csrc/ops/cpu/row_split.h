@@ -10,15 +10,16 @@
 
 namespace sk {
 
-// Boundaries b[0] = 0 < b[1] < ... < b[P] = m of at most at::get_num_threads()
-// parts of rows [0, m), each of about equal cost and (unless P == 1) at least
-// about min_cost. cost_prefix(i) is the cost of rows [0, i): non-decreasing,
-// cost_prefix(0) == 0. Needs m >= 1.
+// Boundaries b[0] = 0 < b[1] < ... < b[P] = m of at most parts_per_thread *
+// at::get_num_threads() parts of rows [0, m), each of about equal cost and
+// (unless P == 1) at least about min_cost. cost_prefix(i) is the cost of rows
+// [0, i): non-decreasing, cost_prefix(0) == 0. Needs m >= 1.
 template <typename F>
-std::vector<int64_t> split_rows_by_cost(int64_t m, int64_t min_cost, F cost_prefix) {
+std::vector<int64_t> split_rows_by_cost(int64_t m, int64_t min_cost, F cost_prefix, int64_t parts_per_thread = 1) {
   const int64_t total = cost_prefix(m);
   const int64_t parts = std::max<int64_t>(
-      1, std::min<int64_t>({int64_t(at::get_num_threads()), total / std::max<int64_t>(min_cost, 1), m}));
+      1, std::min<int64_t>({parts_per_thread * int64_t(at::get_num_threads()),
+                            total / std::max<int64_t>(min_cost, 1), m}));
   std::vector<int64_t> bounds{0};
   for (int64_t t = 1; t < parts; ++t) {
     const int64_t target = int64_t(static_cast<long double>(total) * t / parts);
