@@ -1,4 +1,4 @@
-// Per-thread scratch shared by the CPU kernels (inside the ISA namespace, so
+// Per-thread scratch and b-copy helpers shared by the CPU kernels (inside the ISA namespace, so
 // each ISA's copy is its own type: isa.h).
 #pragma once
 
@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/simd.h"
 
 SK_CPU_NAMESPACE_BEGIN
 
@@ -30,5 +31,31 @@ struct FloatBuffer {
     return true;
   }
 };
+
+// Copies rows [0, rows) of b (n columns, row stride ldb) to dst in fp32 as
+// blocks of blk rows, each block transposed:
+// dst[(c / blk) * n * blk + j * blk + c % blk] = b[c, j], zero for
+// rows <= c < rows_pad (a multiple of blk). So a block's blk values of one
+// column are contiguous and a block's n columns are adjacent. Returns whether
+// every copied element is finite.
+template <typename T>
+static inline bool transpose_row_blocks(const T* b, int64_t ldb, int64_t rows, int64_t rows_pad, int64_t n,
+                                        int64_t blk, float* dst) {
+  float bad = 0.f;  // x - x is 0 for finite x, NaN otherwise
+  for (int64_t c = 0; c < rows_pad; ++c) {
+    float* d = dst + (c / blk) * n * blk + c % blk;
+    if (c < rows) {
+      const T* src = b + c * ldb;
+      for (int64_t j = 0; j < n; ++j) {
+        const float x = to_float(src[j]);
+        d[j * blk] = x;
+        bad += x - x;
+      }
+    } else {
+      for (int64_t j = 0; j < n; ++j) d[j * blk] = 0.f;
+    }
+  }
+  return bad == 0.f;
+}
 
 SK_CPU_NAMESPACE_END

@@ -192,7 +192,7 @@ static inline void group_dot_expand(const uint64_t* masks, const uint16_t* start
 }
 
 // 2 <= N <= 8, expansion: acc[lr, 0..N) += row lr of the group @ b[col0 ..
-// col0 + 64, 0..N), with bt = b in 8-row blocks transposed (see transpose_b)
+// col0 + 64, 0..N), with bt = b in 8-row blocks transposed (transpose_row_blocks)
 // offset to the group's first block. Row by row, the row's 8 tile bytes expand
 // its values and each of the N columns takes one FMA per tile, in registers.
 template <int N, bool kSafe, typename T>
@@ -301,7 +301,7 @@ enum class Mode { kExpand, kDecodeSmall, kDecodeGeneral };
 
 struct Plan {
   Mode mode;
-  const float* bt;  // kExpand: b in 8-row blocks transposed (transpose_b)
+  const float* bt;  // kExpand: b in 8-row blocks transposed (transpose_row_blocks)
   int32_t scale;    // decode: column multiplier (b's row stride for kDecodeSmall, else 1)
 };
 
@@ -379,30 +379,6 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
   return true;
 }
 
-// Writes b (k x n) in fp32 to bt as blocks of 8 rows, each block transposed:
-// bt[(c / 8) * n * 8 + j * 8 + c % 8] = b[c, j], zero for k <= c < kpad, so a
-// tile's 8 values of each column are one contiguous vector and a tile's n
-// vectors are adjacent. Returns whether every element of b is finite.
-template <typename T>
-static bool transpose_b(const BitmapSpmmArgs<T>& a, float* bt, int64_t kpad) {
-  const int64_t n = a.n;
-  float bad = 0.f;  // x - x is 0 for finite x, NaN otherwise
-  for (int64_t c = 0; c < kpad; ++c) {
-    float* dst = bt + (c / 8) * n * 8 + c % 8;
-    if (c < a.k) {
-      const T* src = a.b + c * a.ldb;
-      for (int64_t j = 0; j < n; ++j) {
-        const float x = to_float(src[j]);
-        dst[j * 8] = x;
-        bad += x - x;
-      }
-    } else {
-      for (int64_t j = 0; j < n; ++j) dst[j * 8] = 0.f;
-    }
-  }
-  return bad == 0.f;
-}
-
 // Whether every element of b is finite.
 template <typename T>
 static bool b_finite(const BitmapSpmmArgs<T>& a) {
@@ -437,7 +413,9 @@ void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end, int64_t
   if (a.n <= kExpandMaxN) {
     FloatBuffer& buf = thread_bt();
     const int64_t kpad = (a.k + kGroup - 1) / kGroup * kGroup;
-    if (buf.reserve(a.n * kpad) && transpose_b(a, buf.data, kpad)) plan = Plan{Mode::kExpand, buf.data, 1};
+    // b in 8-row blocks, transposed; false when b holds a NaN or infinity
+    if (buf.reserve(a.n * kpad) && transpose_row_blocks(a.b, a.ldb, a.k, kpad, a.n, 8, buf.data))
+      plan = Plan{Mode::kExpand, buf.data, 1};
   }
   if (plan.mode != Mode::kExpand && a.n <= 16 && a.ldb < (int64_t(1) << 31) / kGroup && b_finite(a))
     plan = Plan{Mode::kDecodeSmall, nullptr, int32_t(a.ldb)};

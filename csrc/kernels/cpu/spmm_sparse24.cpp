@@ -130,7 +130,7 @@ static void row_small_n(const Sparse24SpmmArgs<T>& a, const T* vals, const uint1
 // Zen 3: equal at n = 6, 1.3x slower at n = 8; 1.3x faster at n = 4).
 constexpr int64_t kSelectMaxN = 5;
 
-// 2 <= N <= 8 with b transposed per 16-row block (bt, see transpose_b16):
+// 2 <= N <= 8 with b transposed per 16-row block (bt, transpose_row_blocks):
 // per meta word the permutation is computed once, then for each column j the
 // 8 b values at the word's stored positions are selected from that column's
 // 16 (v8select24) and multiplied by the word's 8 values: one FMA per column
@@ -156,18 +156,6 @@ static void row_select_n(const Sparse24SpmmArgs<T>& a, const T* vals, const uint
     for (int j = 0; j < N; ++j) sums[j] += to_float(v) * to_float(brow[j]);
   }, 4 * words);
   for (int j = 0; j < N; ++j) out[j] = from_float<T>(sums[j]);
-}
-
-// Writes b's first 16 * words rows in fp32 to bt as 16-row blocks, each
-// transposed: bt[w * 16 * n + j * 16 + r] = b[16 * w + r, j].
-template <typename T>
-static void transpose_b16(const Sparse24SpmmArgs<T>& a, int64_t words, float* bt) {
-  const int64_t n = a.n;
-  for (int64_t c = 0; c < 16 * words; ++c) {
-    const T* src = a.b + c * a.ldb;
-    float* dst = bt + (c / 16) * 16 * n + c % 16;
-    for (int64_t j = 0; j < n; ++j) dst[j * 16] = to_float(src[j]);
-  }
 }
 
 __attribute__((noinline)) static FloatBuffer& thread_bt() {
@@ -239,7 +227,7 @@ void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int
     FloatBuffer& buf = thread_bt();
     const int64_t words = a.k / 16;
     if (buf.reserve(16 * words * a.n)) {
-      transpose_b16(a, words, buf.data);
+      transpose_row_blocks(a.b, a.ldb, 16 * words, 16 * words, a.n, 16, buf.data);
       bt = buf.data;
     }
   }
