@@ -208,6 +208,22 @@ class TestBadInput:
         with pytest.raises(ValueError, match="row 2, group 7"):
             torch.ops.sparse.sparse24_spmm(self.values, meta, self.b)
 
+    @pytest.mark.parametrize("n", [1, 3, 8, 40])
+    @pytest.mark.parametrize("group", [0, 63, 66, 85, 86])
+    def test_bad_group_in_each_part_of_the_row_check(self, isa, n, group):
+        """k = 341: 22 meta words per row, which the kernel checks as one step of 16 words, one of 4 and two
+        single words; groups 0 and 63 lie in the first part, 66 in the second, 85 (the last group inside k)
+        and 86 (padding past k) in the last. Every kernel path (n = 1, select, broadcast, wide) checks."""
+        k = 341
+        a = random_24(9, k)
+        values, meta = torch.ops.sparse.dense_to_sparse24(a)
+        b = random_dense(k, n)
+        bad = with_group_meta(meta, 7, group, 0b0110)  # positions (2, 1)
+        with pytest.raises(ValueError, match=rf"'meta' of row 7, group {group} .*positions \(2, 1\)"):
+            torch.ops.sparse.sparse24_spmm(values, bad, b)
+        assert_matches_reference(torch.ops.sparse.sparse24_spmm(values, meta, b), a.double() @ b.double(),
+                                 torch.float32)
+
     @pytest.mark.parametrize("k", [32, 49, 16])
     def test_shapes_do_not_match_k(self, k):
         # kp for these k is 32, 64, 16, not 48

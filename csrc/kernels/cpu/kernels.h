@@ -68,7 +68,8 @@ struct BitmapSpmmArgs {
 
 // 2:4 metadata: bit v is set when the 4-bit group metadata v = idx0 | idx1 << 2
 // has idx0 < idx1: (0,1)=4, (0,2)=8, (0,3)=12, (1,2)=9, (1,3)=13, (2,3)=14.
-// Shared by the validator (core/validate_sparse24.cpp) and the kernel.
+// Used by the validator (core/validate_sparse24.cpp); the kernel checks the
+// same condition with bit arithmetic (spmm_sparse24.cpp, mark_bad_groups).
 constexpr uint32_t kSparse24ValidGroupMeta =
     (1u << 4) | (1u << 8) | (1u << 12) | (1u << 9) | (1u << 13) | (1u << 14);
 

@@ -5,8 +5,8 @@
 //
 // The metadata check is fused (docs/design.md, Validation): before a row is
 // used, each of its meta words (padding words included) is checked to hold
-// strictly increasing positions (a 256-entry table per byte); a bad row stops
-// the chunk and is reported through *first_bad.
+// strictly increasing positions (meta_row_ok, bit arithmetic on four words at
+// a time); a bad row stops the chunk and is reported through *first_bad.
 //
 // n == 1, contiguous b: per meta word (16 columns, 8 values), the 16 b values
 // are loaded contiguously and the 8 selected by the positions are picked with
@@ -17,6 +17,8 @@
 // several accumulator sets. n > 16: columns in blocks of 8 vectors, the block
 // outermost (b's block stays in cache across the rows), a whole block as one
 // 8-vector panel, else panels of 4 vectors, single vectors, one partial vector.
+#include <cstring>
+
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
@@ -25,22 +27,43 @@ SK_CPU_NAMESPACE_BEGIN
 
 namespace {
 
-struct ByteTable {
-  uint8_t ok[256];
-};
-static constexpr ByteTable make_valid_table() {
-  ByteTable t{};
-  for (int v = 0; v < 256; ++v)
-    t.ok[v] = uint8_t(((kSparse24ValidGroupMeta >> (v & 15)) & 1u) & ((kSparse24ValidGroupMeta >> (v >> 4)) & 1u));
-  return t;
+// Sets bit 4j of bad when 4-bit group j of the four meta words in x does not
+// hold strictly increasing positions. Per group, (idx1 | 4) - idx0 is
+// 4 + idx1 - idx0 in [1, 7] (no borrow between groups); idx0 < idx1 exactly
+// when that has bit 2 and one of bits 0, 1 set. Written for any integer or
+// vector-of-integer type U.
+template <typename U>
+static inline void mark_bad_groups(U& bad, const U& x) {
+  constexpr uint64_t k3 = 0x3333333333333333ull, k4 = 0x4444444444444444ull, k1 = 0x1111111111111111ull;
+  const U d = (((x >> 2) & k3) | k4) - (x & k3);
+  bad |= ((d >> 2) & (d | (d >> 1)) & k1) ^ k1;
 }
-// ok[byte] == 1 when both 4-bit groups of the byte hold increasing positions.
-static constexpr ByteTable kValidByte = make_valid_table();
 
+// True when every group of the row's meta words holds strictly increasing
+// positions: sixteen words per step as a vector of four 64-bit lanes (the
+// compiler's vector extension, one ymm register under AVX2), then four words,
+// then one, so the check is a small fraction of the row's arithmetic.
 static inline bool meta_row_ok(const uint16_t* meta, int64_t words) {
-  unsigned ok = 1;
-  for (int64_t w = 0; w < words; ++w) ok &= kValidByte.ok[meta[w] & 0xffu] & kValidByte.ok[meta[w] >> 8];
-  return ok != 0;
+  typedef uint64_t U64x4 __attribute__((vector_size(32)));
+  U64x4 bad4 = {0, 0, 0, 0};
+  int64_t w = 0;
+  for (; w + 16 <= words; w += 16) {
+    U64x4 x;
+    std::memcpy(&x, meta + w, sizeof x);
+    mark_bad_groups(bad4, x);
+  }
+  uint64_t bad = bad4[0] | bad4[1] | bad4[2] | bad4[3];
+  for (; w + 4 <= words; w += 4) {
+    uint64_t x;
+    std::memcpy(&x, meta + w, sizeof x);
+    mark_bad_groups(bad, x);
+  }
+  for (; w < words; ++w) {
+    uint64_t one = 0;
+    mark_bad_groups(one, uint64_t(meta[w]));
+    bad |= one & 0x1111u;
+  }
+  return bad == 0;
 }
 
 // Calls f(column, value) for every stored element of a row that lies inside k,
