@@ -115,6 +115,19 @@ def test_sparse24_spmm_path_boundaries(isa, n, k):
     assert_matches_reference(torch.ops.sparse.sparse24_spmm(*parts, bw), a.double() @ bw.double(), torch.float32)
 
 
+@pytest.mark.parametrize("n", [6, 11, 16])
+@pytest.mark.parametrize("m,k", [(31, 256), (32, 257), (33, 271), (65, 512), (70, 520), (3, 15)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse24_spmm_row_tiles_and_k_chunks(isa, m, k, n, dtype):
+    """The broadcast form (n = 6..16) goes through rows in tiles of 32 and k in chunks of 16 meta words (256 columns), partial sums kept in fp32 between chunks: tile
+    edges (31, 32, 33, 65, 70 rows), k at, just past and well past chunk edges with and without a tail past
+    the last whole word, k shorter than one word; half precision must round once, at the end."""
+    a = random_24(m, k, dtype, seed=n)
+    b = random_dense(k, n, dtype=dtype, seed=n)
+    out = torch.ops.sparse.sparse24_spmm(*torch.ops.sparse.dense_to_sparse24(a), b)
+    assert_matches_reference(out, a.double() @ b.double(), dtype, f16_reference(a, b, dtype))
+
+
 def test_sparse24_spmm_strided_b(isa):
     a = random_24(20, 30)
     bt = random_dense(17, 30).T  # [30, 17], column-major

@@ -5,18 +5,20 @@
 //
 // The metadata check is fused (docs/design.md, Validation): before a row is
 // used, each of its meta words (padding words included) is checked to hold
-// strictly increasing positions (meta_row_ok, bit arithmetic on four words at
+// strictly increasing positions (meta_row_ok, bit arithmetic on 16 words at
 // a time); a bad row stops the chunk and is reported through *first_bad.
 //
 // n == 1, contiguous b: per meta word (16 columns, 8 values), the 16 b values
 // are loaded contiguously and the 8 selected by the positions are picked with
 // two permutes (v8select24), one FMA per 8 values. 2 <= n <= 5: the same per
 // column of b, from a per-call transposed fp32 copy of b (row_select_n).
-// 6 <= n <= 16: the n output columns in registers (template per n), each
-// value broadcast against its b row (columns from a table per meta word),
-// several accumulator sets. n > 16: columns in blocks of 8 vectors, the block
-// outermost (b's block stays in cache across the rows), a whole block as one
-// 8-vector panel, else panels of 4 vectors, single vectors, one partial vector.
+// 6 <= n <= 16 (and 2-5 when the transposed copy cannot be allocated): the n
+// output columns in registers (template per n), each value broadcast against
+// its b row (b offsets from a table per meta byte), several accumulator sets,
+// rows in tiles and k in chunks so that b's chunk stays in L1 (rows_small_n).
+// n > 16: columns in blocks of 8 vectors, the block outermost (b's block stays
+// in cache across the rows), a whole block as one 8-vector panel, else panels
+// of 4 vectors, single vectors, one partial vector.
 #include <cstring>
 
 #include "kernels/cpu/kernels.h"
@@ -110,42 +112,101 @@ static float row_dot(const T* vals, const uint16_t* meta, int64_t k, const T* b,
   return s + acc;
 }
 
-// 2 <= N <= 16: NF full vectors plus one partial of R lanes; consecutive
-// values go to separate accumulator sets.
+// 2 <= N <= 16, broadcast form: rows in tiles of kTileRows, k in chunks of
+// kChunkWords meta words (256 rows of b, 16 KiB at n = 16 in fp32), the chunk
+// outermost within a tile, so b's chunk stays in L1 while the tile's rows use
+// it (without the chunks every row walks all of b, from L2). Per (row, chunk)
+// the n sums live in registers (NF full vectors plus one partial of R lanes,
+// S accumulator sets for independent FMA chains) and go through an fp32 tile
+// between chunks, so half-precision outputs are rounded once.
+constexpr int64_t kTileRows = 32;
+constexpr int64_t kChunkWords = 16;
+
+// Offsets (in elements of b) of the 4 values of a meta byte's two groups,
+// relative to the byte's first column: tab[byte][l] = column(l) * ldb.
+struct ByteOffsets {
+  int32_t tab[256][4];
+  explicit ByteOffsets(int32_t ldb) {
+    for (int v = 0; v < 256; ++v) {
+      tab[v][0] = int32_t(v & 3) * ldb;
+      tab[v][1] = int32_t((v >> 2) & 3) * ldb;
+      tab[v][2] = int32_t(4 + ((v >> 4) & 3)) * ldb;
+      tab[v][3] = int32_t(4 + ((v >> 6) & 3)) * ldb;
+    }
+  }
+};
+
+// Adds the entries of meta words [w0, w1) of one row (and, when tail, those
+// past the last whole word) times b to the N sums at acc (fp32; not read when
+// first).
 template <int N, typename T>
-static void row_small_n(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out) {
+static inline void row_chunk_small_n(const Sparse24SpmmArgs<T>& a, const ByteOffsets& bo, const T* vals,
+                                     const uint16_t* meta, float* accp, int64_t w0, int64_t w1, bool first,
+                                     bool tail) {
   constexpr int NF = N / kW, R = N % kW, NV = NF + (R ? 1 : 0);
-  constexpr int S = NV == 1 ? 4 : 2;
+  constexpr int S = NV <= 2 ? 4 : 2;
   VecF acc[S][NV];
   for (int s = 0; s < S; ++s)
     for (int u = 0; u < NV; ++u) acc[s][u] = vzero();
-  auto add = [&](int s, int64_t col, T v) {
+  if (!first) {
+    for (int u = 0; u < NF; ++u) acc[0][u] = vload(accp + u * kW);
+    if (R) acc[0][NF] = vload_partial(accp + NF * kW, R);
+  }
+  auto add = [&](int s, const T* brow, T v) {
     const VecF vv = vset1(to_float(v));
-    const T* brow = a.b + col * a.ldb;
     for (int u = 0; u < NF; ++u) acc[s][u] = vfma(vv, vload(brow + u * kW), acc[s][u]);
     if (R) acc[s][NF] = vfma(vv, vload_partial(brow + NF * kW, R), acc[s][NF]);
   };
-  // Whole meta words inside k: the 8 columns of a word from a table, times
-  // ldb (the glue keeps 16 * ldb < 2^31 for this path), 8 values round-robin
-  // over the accumulator sets.
-  const int64_t words = a.k / 16;
-  alignas(32) int32_t off[8];
-  for (int64_t w = 0; w < words; ++w) {
-    v8store_sparse24_offsets(off, meta[w], int32_t(a.ldb));
-    const T* bw = a.b + 16 * w * a.ldb;
-    const T* vw = vals + 8 * w;
-    for (int l = 0; l < 8; ++l) {
-      const VecF vv = vset1(to_float(vw[l]));
-      const T* brow = bw + off[l];
-      for (int u = 0; u < NF; ++u) acc[l % S][u] = vfma(vv, vload(brow + u * kW), acc[l % S][u]);
-      if (R) acc[l % S][NF] = vfma(vv, vload_partial(brow + NF * kW, R), acc[l % S][NF]);
+  for (int64_t w = w0; w < w1; ++w) {
+    const unsigned mw = meta[w];
+    for (int h = 0; h < 2; ++h) {
+      const int32_t* off = bo.tab[(mw >> (8 * h)) & 0xffu];
+      const T* bh = a.b + (16 * w + 8 * h) * a.ldb;
+      for (int l = 0; l < 4; ++l) add((4 * h + l) % S, bh + off[l], vals[8 * w + 4 * h + l]);
     }
   }
-  for_each_entry(vals, meta, a.k, [&](int64_t col, T v) { add(0, col, v); }, 4 * words);
+  if (tail) for_each_entry(vals, meta, a.k, [&](int64_t col, T v) { add(0, a.b + col * a.ldb, v); }, 4 * (a.k / 16));
   for (int s = 1; s < S; ++s)
     for (int u = 0; u < NV; ++u) acc[0][u] = vadd(acc[0][u], acc[s][u]);
-  for (int u = 0; u < NF; ++u) vstore(out + u * kW, acc[0][u]);
-  if (R) vstore_partial(out + NF * kW, acc[0][NF], R);
+  for (int u = 0; u < NF; ++u) vstore(accp + u * kW, acc[0][u]);
+  if (R) vstore_partial(accp + NF * kW, acc[0][NF], R);
+}
+
+// Rows [begin, end) by the broadcast form; returns the first bad row or -1
+// (a tile's rows are all checked before any is computed).
+template <int N, typename T>
+static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t kp = (a.k + 15) / 16 * 16, words = a.k / 16;
+  const ByteOffsets bo(int32_t(a.ldb));
+  alignas(64) float tile[kTileRows * N];
+  for (int64_t i0 = begin; i0 < end; i0 += kTileRows) {
+    const int64_t i1 = end - i0 < kTileRows ? end : i0 + kTileRows;
+    for (int64_t i = i0; i < i1; ++i)
+      if (!meta_row_ok(a.meta + i * (kp / 16), kp / 16)) return i;
+    for (int64_t w0 = 0;; w0 += kChunkWords) {
+      const int64_t w1 = words - w0 < kChunkWords ? words : w0 + kChunkWords;
+      const bool last = w1 == words;
+      for (int64_t i = i0; i < i1; ++i) {
+        // prefetch the chunk two rows on (a row's chunk is 8 cache lines at
+        // fp32, not a stream the hardware prefetcher follows across rows)
+        int64_t ip = i + 2, pw0 = w0, pw1 = w1;
+        if (ip >= i1) {
+          ip -= i1 - i0;
+          pw0 = w1;
+          pw1 = words - w1 < kChunkWords ? words : w1 + kChunkWords;
+        }
+        const char* p = reinterpret_cast<const char*>(a.values + ip * (kp / 2) + 8 * pw0);
+        const char* pe = reinterpret_cast<const char*>(a.values + ip * (kp / 2) + 8 * pw1);
+        for (; p < pe; p += 64) __builtin_prefetch(p);
+        row_chunk_small_n<N>(a, bo, a.values + i * (kp / 2), a.meta + i * (kp / 16), tile + (i - i0) * N, w0, w1,
+                             w0 == 0, last);
+      }
+      if (last) break;
+    }
+    for (int64_t i = i0; i < i1; ++i)
+      for (int j = 0; j < N; ++j) a.out[i * a.ldo + j] = from_float<T>(tile[(i - i0) * N + j]);
+  }
+  return -1;
 }
 
 // Up to this n, row_select_n (2 permutes per column per 8 values) beats the
@@ -254,28 +315,33 @@ void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int
       bt = buf.data;
     }
   }
-  switch (a.n) {
+  // The small-n forms keep b offsets of up to 8 rows in int32; a b whose row
+  // stride is too large for that (never from a plain [k, n] tensor) goes the
+  // wide way, all in int64.
+  const bool int32_offsets = a.ldb < (int64_t(1) << 28);
+  switch (a.n >= 2 && a.n <= 16 && !int32_offsets ? int64_t(0) : a.n) {
     case 1:
       bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) {
         out[0] = from_float<T>(row_dot(vals, meta, a.k, a.b, a.ldb));
       });
       break;
-#define SK_CASE(N)                                                                                          \
-  case N:                                                                                                   \
-    if (bt != nullptr)                                                                                      \
-      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) {                          \
-        row_select_n<N>(a, vals, meta, bt, out);                                                            \
-      });                                                                                                   \
-    else                                                                                                    \
-      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) { row_small_n<N>(a, vals, meta, out); }); \
+#define SK_CASE(N)                                                                                 \
+  case N:                                                                                          \
+    if (bt != nullptr)                                                                             \
+      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) {                 \
+        row_select_n<N>(a, vals, meta, bt, out);                                                   \
+      });                                                                                          \
+    else                                                                                           \
+      bad = rows_small_n<N>(a, begin, end);                                                        \
     break;
-    SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5)
+      SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5)
 #undef SK_CASE
-#define SK_CASE(N)                                                                                          \
-  case N:                                                                                                   \
-    bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) { row_small_n<N>(a, vals, meta, out); }); \
+#define SK_CASE(N)                         \
+  case N:                                  \
+    bad = rows_small_n<N>(a, begin, end);  \
     break;
-    SK_CASE(6) SK_CASE(7) SK_CASE(8) SK_CASE(9) SK_CASE(10) SK_CASE(11) SK_CASE(12) SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
+      SK_CASE(6) SK_CASE(7) SK_CASE(8) SK_CASE(9) SK_CASE(10) SK_CASE(11) SK_CASE(12) SK_CASE(13) SK_CASE(14)
+      SK_CASE(15) SK_CASE(16)
 #undef SK_CASE
     default:
       // columns in blocks of 8 vectors, the block outermost: b's block stays
