@@ -109,6 +109,25 @@ class TestBadInput:
             torch.ops.sparse.csr_spmm(self.parts[0], self.parts[1], self.parts[2][:-1], self.b, 6)
 
 
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
+@pytest.mark.parametrize("n,strided", [(1, False), (1, True), (3, False), (8, False), (16, False), (40, False)])
+@pytest.mark.parametrize("pos", [0, 35, 44])
+@pytest.mark.parametrize("bad", [-1, 64, 2**31 - 1])
+def test_col_idx_out_of_range_in_each_part_of_a_row(isa, index_dtype, n, strided, pos, bad):
+    """Row 3 holds 45 entries: with n = 1 and a contiguous b its columns are checked inside the gathers (4
+    vectors at a time, then single vectors, then a scalar tail); n = 2..16 check each column as it is used;
+    a strided b and n > 16 check the row first. A bad column anywhere raises, and b is never read outside."""
+    k = 64
+    a = random_sparse(5, k, 0.5)
+    a[3] = 0.0
+    a[3, torch.randperm(k, generator=torch.Generator().manual_seed(pos))[:45]] = 1.5
+    row_ptr, col_idx, values = csr_parts(a, index_dtype)
+    col_idx[int(row_ptr[3]) + pos] = bad
+    b = random_dense(k, 2 * n)[:, ::2] if strided else random_dense(k, n)
+    with pytest.raises(ValueError, match="out of range"):
+        torch.ops.sparse.csr_spmm(row_ptr, col_idx, values, b, 5)
+
+
 def test_csr_spmm_opcheck():
     a = random_sparse(9, 12, 0.4)
     b = random_dense(12, 5)

@@ -13,6 +13,11 @@
 //                      the first n (0..kW) lanes; the other lanes read as 0 and
 //                      are not written; memory past p[n-1] is never touched
 //   vgather(base, idx) kW elements base[idx[l]] (idx int32 or int64, all valid)
+//   vgather_below(base, idx, limit, flags)  the same for int32 indices that may
+//                      be invalid: an index that is negative or >= limit
+//                      (limit >= 1) reads base[0] instead and is recorded in
+//                      flags (IdxFlags; idx_flags_any(flags) tells), so the
+//                      gather never reads outside [base, base + limit)
 //   Vec8 (v8*)         exactly 8 fp32 lanes on every ISA, for the 8-wide tiles
 //                      of the bitmap and 2:4 formats (see the end of this file)
 // and scalar conversions to_float(T) / from_float<T>(float).
@@ -229,6 +234,17 @@ static inline void vstore_partial(float* p, VecF a, int n) { _mm512_mask_storeu_
 static inline VecF vgather(const float* base, const int32_t* idx) {
   return {_mm512_i32gather_ps(_mm512_loadu_si512(idx), base, 4)};
 }
+struct IdxFlags {
+  __mmask16 m = 0;
+  void mark(uint32_t bad) { m = __mmask16(m | (bad != 0)); }
+};
+static inline bool idx_flags_any(IdxFlags f) { return f.m != 0; }
+static inline VecF vgather_below(const float* base, const int32_t* idx, uint32_t limit, IdxFlags& flags) {
+  const __m512i i = _mm512_loadu_si512(idx);
+  const __m512i c = _mm512_min_epu32(i, _mm512_set1_epi32(int(limit - 1)));
+  flags.m = __mmask16(flags.m | _mm512_cmpneq_epi32_mask(i, c));
+  return {_mm512_i32gather_ps(c, base, 4)};
+}
 static inline VecF vgather(const float* base, const int64_t* idx) {
   const __m256 lo = _mm512_i64gather_ps(_mm512_loadu_si512(idx), base, 4);
   const __m256 hi = _mm512_i64gather_ps(_mm512_loadu_si512(idx + 8), base, 4);
@@ -242,6 +258,17 @@ static inline VecF vload_partial(const float* p, int n) { return {_mm256_maskloa
 static inline void vstore_partial(float* p, VecF a, int n) { _mm256_maskstore_ps(p, first_lanes(n), a.v); }
 static inline VecF vgather(const float* base, const int32_t* idx) {
   return {_mm256_i32gather_ps(base, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)), 4)};
+}
+struct IdxFlags {
+  __m256i v = _mm256_setzero_si256();
+  void mark(uint32_t bad) { v = _mm256_or_si256(v, _mm256_set1_epi32(int(bad))); }
+};
+static inline bool idx_flags_any(IdxFlags f) { return !_mm256_testz_si256(f.v, f.v); }
+static inline VecF vgather_below(const float* base, const int32_t* idx, uint32_t limit, IdxFlags& flags) {
+  const __m256i i = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx));
+  const __m256i c = _mm256_min_epu32(i, _mm256_set1_epi32(int(limit - 1)));
+  flags.v = _mm256_or_si256(flags.v, _mm256_xor_si256(i, c));
+  return {_mm256_i32gather_ps(base, c, 4)};
 }
 static inline VecF vgather(const float* base, const int64_t* idx) {
   const __m128 lo = _mm256_i64gather_ps(base, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)), 4);
@@ -298,6 +325,25 @@ template <typename T, typename I>
 static inline VecF vgather(const T* base, const I* idx) {
   T tmp[kW];
   for (int i = 0; i < kW; ++i) tmp[i] = base[idx[i]];
+  return vload(tmp);
+}
+#if !defined(__AVX2__) && !defined(__AVX512F__)
+struct IdxFlags {
+  uint32_t v = 0;
+  void mark(uint32_t bad) { v |= bad; }
+};
+static inline bool idx_flags_any(IdxFlags f) { return f.v != 0; }
+#endif
+template <typename T>
+static inline VecF vgather_below(const T* base, const int32_t* idx, uint32_t limit, IdxFlags& flags) {
+  T tmp[kW];
+  uint32_t bad = 0;
+  for (int i = 0; i < kW; ++i) {
+    const uint32_t u = uint32_t(idx[i]);
+    bad |= uint32_t(u >= limit);
+    tmp[i] = base[u < limit ? u : 0];
+  }
+  flags.mark(bad);
   return vload(tmp);
 }
 
