@@ -365,6 +365,8 @@ static inline VecF vgather_below(const T* base, const int32_t* idx, uint32_t lim
 //   v8loadf/v8storef   8 floats, unaligned
 //   v8sel24_index(w)   the permutation of v8select24 for w, reusable:
 //                      v8select24(b, v8sel24_index(w)) == v8select24(b, w)
+//   v8sel24_index2(two, s0, s1)  the permutations of two consecutive meta
+//                      words (the first in the low 16 bits)
 //   v8select24(b, w)   lane l = b[4 * (l / 2) + ((w >> 2l) & 3)] for the 16
 //                      values b[0..16) and a 2:4 metadata word w
 // ---------------------------------------------------------------------------
@@ -498,6 +500,16 @@ static inline Sel24 v8sel24_index(unsigned w) {
   // group l / 2 starts at 4 * (l / 2); permutevar8x32 uses the index mod 8
   return {_mm256_add_epi32(pos, _mm256_setr_epi32(0, 0, 4, 4, 0, 0, 4, 4))};
 }
+// The permutations of two consecutive meta words (w0 in the low 16 bits of
+// two): one broadcast for both.
+static inline void v8sel24_index2(uint32_t two, Sel24& s0, Sel24& s1) {
+  const __m256i bc = _mm256_set1_epi32(int(two));
+  const __m256i three = _mm256_set1_epi32(3), half = _mm256_setr_epi32(0, 0, 4, 4, 0, 0, 4, 4);
+  const __m256i sh0 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m256i sh1 = _mm256_setr_epi32(16, 18, 20, 22, 24, 26, 28, 30);
+  s0.idx = _mm256_add_epi32(_mm256_and_si256(_mm256_srlv_epi32(bc, sh0), three), half);
+  s1.idx = _mm256_add_epi32(_mm256_and_si256(_mm256_srlv_epi32(bc, sh1), three), half);
+}
 template <typename T>
 static inline Vec8 v8select24(const T* b, Sel24 s) {
   const __m256 lo = _mm256_permutevar8x32_ps(v8load(b).v, s.idx);
@@ -582,6 +594,10 @@ static inline Sel24 v8sel24_index(unsigned w) {
   Sel24 s;
   for (int l = 0; l < 8; ++l) s.pos[l] = 4 * (l / 2) + int((w >> (2 * l)) & 3u);
   return s;
+}
+static inline void v8sel24_index2(uint32_t two, Sel24& s0, Sel24& s1) {
+  s0 = v8sel24_index(two & 0xffffu);
+  s1 = v8sel24_index(two >> 16);
 }
 template <typename T>
 static inline Vec8 v8select24(const T* b, Sel24 s) {

@@ -96,9 +96,13 @@ static float row_dot(const T* vals, const uint16_t* meta, int64_t k, const T* b,
     const int64_t words = k / 16;  // words whose 16 columns all lie inside k
     Vec8 c0 = v8zero(), c1 = v8zero();
     int64_t w = 0;
-    for (; w + 2 <= words; w += 2) {
-      c0 = v8fma(v8load(vals + 8 * w), v8select24(b + 16 * w, meta[w]), c0);
-      c1 = v8fma(v8load(vals + 8 * w + 8), v8select24(b + 16 * w + 16, meta[w + 1]), c1);
+    for (; w + 2 <= words; w += 2) {  // two words from one broadcast
+      uint32_t two;
+      std::memcpy(&two, meta + w, sizeof two);
+      Sel24 s0, s1;
+      v8sel24_index2(two, s0, s1);
+      c0 = v8fma(v8load(vals + 8 * w), v8select24(b + 16 * w, s0), c0);
+      c1 = v8fma(v8load(vals + 8 * w + 8), v8select24(b + 16 * w + 16, s1), c1);
     }
     if (w < words) {
       c0 = v8fma(v8load(vals + 8 * w), v8select24(b + 16 * w, meta[w]), c0);
