@@ -10,9 +10,9 @@
 //
 // n == 1, contiguous b: per meta word (16 columns, 8 values), the 16 b values
 // are loaded contiguously and the 8 selected by the positions are picked with
-// two permutes (v8select24), one FMA per 8 values. 2 <= n <= 5: the same per
+// two permutes (v8select24), one FMA per 8 values. 2 <= n <= 3: the same per
 // column of b, from a per-call transposed fp32 copy of b (row_select_n).
-// 6 <= n <= 16 (and 2-5 when the transposed copy cannot be allocated): the n
+// 4 <= n <= 16 (and 2-3 when the transposed copy cannot be allocated): the n
 // output columns in registers (template per n), each value broadcast against
 // its b row (b offsets from a table per meta byte), several accumulator sets,
 // rows in tiles and k in chunks so that b's chunk stays in L1 (rows_small_n).
@@ -214,9 +214,10 @@ static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t
 }
 
 // Up to this n, row_select_n (2 permutes per column per 8 values) beats the
-// broadcast of row_small_n; past it the permutes saturate their port (AVX2,
-// Zen 3: equal at n = 6, 1.3x slower at n = 8; 1.3x faster at n = 4).
-constexpr int64_t kSelectMaxN = 5;
+// broadcast form (rows_small_n); past it the permutes saturate their port.
+// AVX2, Zen 3, 1 thread, 4096^2 fp32, best of 4 runs, select vs broadcast:
+// n = 2 4.0 vs 6.1 ms, n = 3 5.6 vs 6.4, n = 4 6.7 vs 6.3, n = 5 8.1 vs 6.3.
+constexpr int64_t kSelectMaxN = 3;
 
 // 2 <= N <= 8 with b transposed per 16-row block (bt, transpose_row_blocks):
 // per meta word the permutation is computed once, then for each column j the
@@ -338,14 +339,14 @@ void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int
     else                                                                                           \
       bad = rows_small_n<N>(a, begin, end);                                                        \
     break;
-      SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5)
+      SK_CASE(2) SK_CASE(3)
 #undef SK_CASE
 #define SK_CASE(N)                         \
   case N:                                  \
     bad = rows_small_n<N>(a, begin, end);  \
     break;
-      SK_CASE(6) SK_CASE(7) SK_CASE(8) SK_CASE(9) SK_CASE(10) SK_CASE(11) SK_CASE(12) SK_CASE(13) SK_CASE(14)
-      SK_CASE(15) SK_CASE(16)
+      SK_CASE(4) SK_CASE(5) SK_CASE(6) SK_CASE(7) SK_CASE(8) SK_CASE(9) SK_CASE(10) SK_CASE(11) SK_CASE(12)
+      SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
 #undef SK_CASE
     default:
       // columns in blocks of 8 vectors, the block outermost: b's block stays
