@@ -94,6 +94,7 @@ constexpr int64_t kColumnBlockMinN = 1024;
 // Tiled path (r <= 4, n >= kTiledMinN): see the comment at the top of the file.
 // ---------------------------------------------------------------------------
 
+
 // A growable int64 buffer (the FloatBuffer pattern of scratch.h).
 struct Int64Buffer {
   int64_t* data = nullptr;
@@ -126,7 +127,7 @@ struct BsrTiledScratch {
 // R fp32 accumulator rows (stride W). Returns where it stopped.
 template <int R, int NV, typename T, typename I>
 static inline int64_t tiled_rows(const BsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1, int64_t kb1, const float* bt,
-                                 float* acc, int64_t pf) {
+                                 float* acc) {
   constexpr int64_t W = NV * kW;
   const int64_t c = a.c, rc = a.r * a.c;
   const I* const ci = a.block_col_idx;
@@ -135,10 +136,6 @@ static inline int64_t tiled_rows(const BsrSpmmArgs<T, I>& a, int64_t p0, int64_t
     for (int u = 0; u < NV; ++u) s[t][u] = vload(acc + t * W + u * kW);
   int64_t p = p0;
   for (; p < p1 && int64_t(ci[p]) < kb1; ++p) {
-    if (pf > 0 && p + pf < p1) {
-      const char* q = reinterpret_cast<const char*>(bt + int64_t(ci[p + pf]) * c * W);
-      for (int64_t x = 0; x < c * W * 4; x += 64) __builtin_prefetch(q + x);
-    }
     const T* blk = a.blocks + p * rc;
     const int64_t col0 = int64_t(ci[p]) * c;
     const int64_t cw = min_i64(c, a.k - col0);  // edge block: padding columns are not read
@@ -160,29 +157,26 @@ static inline int64_t tiled_rows(const BsrSpmmArgs<T, I>& a, int64_t p0, int64_t
 // rows (1 .. RMAX) rows of a block row.
 template <int RMAX, int NV, typename T, typename I>
 static inline int64_t tiled_block_row(const BsrSpmmArgs<T, I>& a, int64_t rows, int64_t p0, int64_t p1, int64_t kb1,
-                                      const float* bt, float* acc, int64_t pf) {
-  if (rows == RMAX) return tiled_rows<RMAX, NV>(a, p0, p1, kb1, bt, acc, pf);
-  if constexpr (RMAX > 1) return tiled_block_row<RMAX - 1, NV>(a, rows, p0, p1, kb1, bt, acc, pf);
+                                      const float* bt, float* acc) {
+  if (rows == RMAX) return tiled_rows<RMAX, NV>(a, p0, p1, kb1, bt, acc);
+  if constexpr (RMAX > 1) return tiled_block_row<RMAX - 1, NV>(a, rows, p0, p1, kb1, bt, acc);
   return p1;
 }
 
-// Panel width: NV vectors, R * NV <= 12 accumulators for R = r rows.
+// Panel width: NV vectors, R * NV <= 12 accumulators for R = r rows (with
+// the NV b vectors and a broadcast: the 16 AVX2 registers).
 template <int RMAX>
 constexpr int tiled_nv() {
   return RMAX == 1 ? 8 : (RMAX <= 3 ? 4 : 3);
 }
+static inline int64_t tiled_width(int64_t r) { return (r == 1 ? 8 : (r <= 3 ? 4 : 3)) * kW; }
 
 constexpr int64_t kTiledMaxR = 4;
 constexpr int64_t kTiledMinN = 64;
-static inline int64_t tiled_width(int64_t r) { return (r == 1 ? 8 : (r <= 3 ? 4 : 3)) * kW; }
-constexpr int64_t kChunkFloats = 65536;    // b rows of one K chunk of the panel: 256 KiB, in L2
-constexpr int64_t kAccFloats = 8192;       // accumulator tile of a row group: 32 KiB
+constexpr int64_t kChunkFloats = 32768;  // b rows of one K chunk of the panel: 128 KiB, in L2
+constexpr int64_t kAccFloats = 8192;     // accumulator tile of a row group: 32 KiB
 constexpr int64_t kPanelMaxFloats = int64_t(1) << 23;  // 32 MiB of packed b at most, else the direct path
-
-static int64_t env_or(const char* name, int64_t dflt) {
-  const char* v = std::getenv(name);
-  return v ? std::atoll(v) : dflt;
-}
+constexpr int64_t kTiledMinNnzPerK = 8;  // stored values of the range >= 8 k: packing b costs <= 1/8 of the FMAs
 
 // Block rows [begin, end), r == RMAX (or fewer rows in the last block row).
 // Returns false when the scratch could not be allocated (nothing written).
@@ -192,11 +186,8 @@ static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   constexpr int64_t W = NV * kW;
   const int64_t r = a.r, c = a.c;
   const int64_t kblocks = (a.k + c - 1) / c;
-  const int64_t chunk_floats = env_or("SK_BSR_KCHUNK", kChunkFloats);
-  const int64_t acc_floats = env_or("SK_BSR_ACC", kAccFloats);
-  const int64_t pf = env_or("SK_BSR_PF", 0);
-  const int64_t kb_chunk = max_i64(1, chunk_floats / (W * c));  // block columns per K chunk
-  const int64_t group = min_i64(end - begin, max_i64(1, acc_floats / (W * r)));  // block rows per group
+  const int64_t kb_chunk = max_i64(1, kChunkFloats / (W * c));  // block columns per K chunk
+  const int64_t group = min_i64(end - begin, max_i64(1, kAccFloats / (W * r)));  // block rows per group
   static thread_local BsrTiledScratch s;
   if (!s.panel.reserve(max_i64(1, a.k) * W) || !s.acc.reserve(group * r * W) || !s.cursor.reserve(group))
     return false;
@@ -237,10 +228,10 @@ static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
           const int64_t p1 = rp[bi + 1];
           int64_t p = cursor[bi - g0];
           if (p < 0) {  // unsorted block columns: the whole block row in the first chunk
-            if (kb0 == 0) tiled_block_row<RMAX, NV>(a, rows, int64_t(rp[bi]), p1, kblocks, bt, acc_rows, pf);
+            if (kb0 == 0) tiled_block_row<RMAX, NV>(a, rows, int64_t(rp[bi]), p1, kblocks, bt, acc_rows);
             continue;
           }
-          if (p < p1 && int64_t(ci[p]) < kb1) cursor[bi - g0] = tiled_block_row<RMAX, NV>(a, rows, p, p1, kb1, bt, acc_rows, pf);
+          if (p < p1 && int64_t(ci[p]) < kb1) cursor[bi - g0] = tiled_block_row<RMAX, NV>(a, rows, p, p1, kb1, bt, acc_rows);
         }
       }
       // Write the group's tile to out.
@@ -259,16 +250,26 @@ static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   return true;
 }
 
+
 template <typename T, typename I>
 void bsr_spmm(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
-  if (a.r <= kTiledMaxR && a.n >= env_or("SK_BSR_MINN", kTiledMinN) && a.k * tiled_width(a.r) <= kPanelMaxFloats &&
-      env_or("SK_BSR_OLD", 0) == 0) {
+  const int64_t nnz_range = (int64_t(a.block_row_ptr[end]) - int64_t(a.block_row_ptr[begin])) * a.r * a.c;
+  if (a.r <= kTiledMaxR && a.n >= kTiledMinN && a.k * tiled_width(a.r) <= kPanelMaxFloats &&
+      nnz_range >= kTiledMinNnzPerK * a.k) {
     bool done = false;
     switch (a.r) {
-      case 1: done = bsr_tiled<1>(a, begin, end); break;
-      case 2: done = bsr_tiled<2>(a, begin, end); break;
-      case 3: done = bsr_tiled<3>(a, begin, end); break;
-      default: done = bsr_tiled<4>(a, begin, end); break;
+      case 1:
+        done = bsr_tiled<1>(a, begin, end);
+        break;
+      case 2:
+        done = bsr_tiled<2>(a, begin, end);
+        break;
+      case 3:
+        done = bsr_tiled<3>(a, begin, end);
+        break;
+      default:
+        done = bsr_tiled<4>(a, begin, end);
+        break;
     }
     if (done) return;
   }
