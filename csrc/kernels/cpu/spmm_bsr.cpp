@@ -1,15 +1,40 @@
 // BSR SpMM on the CPU: for block row I and each block p of it (block column J),
 // out[I*r + i, :] += sum_j blocks[p, i, j] * b[J*c + j, :].
+// Two paths; edge blocks (m or k not a multiple of r or c) are clipped in both:
+// padding rows/columns of a block are never read.
 //
-// Rows of a block row are processed R (<= 6) at a time so that every vector of
-// b loaded is used R times; out columns are kept in registers in panels of NV
-// vectors (R * NV <= 12 accumulators: 6 x 2 vectors is the AVX2 register
-// budget with the 2 b vectors and a broadcast). Columns past the last panel go one by one,
-// which is also the whole of N = 1. Wide n goes in column blocks of 64, the
-// block outermost (b's block stays in cache), for the block shapes where that
-// measured faster (bsr_spmm). Edge blocks (m or k not a
-// multiple of r or c) are clipped: padding rows/columns of a block are never
-// read.
+// Tiled path (bsr_tiled: r <= 4, n >= 64, the range's stored values >= 8 k,
+// the 1x4 / 4x1 prefill shapes). Per thread and per panel of W = NV vectors of
+// output columns (NV = 8, 4, 4, 3 for r = 1, 2, 3, 4: R = r rows x NV <= 12
+// accumulators):
+//   - columns [j0, j0 + W) of b are packed once into a contiguous fp32 panel
+//     (k x W, zero past n; 16-bit b widened once): b's rows are 4 * n bytes
+//     apart, so without it the rows of a block alias in the L1/L2 sets;
+//   - block rows go in groups (fp32 accumulator tile of 32 KiB, zeroed, written
+//     to out once: 16-bit outputs are rounded once), and within a group K goes
+//     in chunks of 32768 / W panel rows (128 KiB, L2-resident while every row
+//     of the group uses it). Each block row keeps a cursor into its block list
+//     across the chunks (block columns sorted: checked per block row; a block
+//     row that is not sorted, or has duplicates out of order, is done whole in
+//     the first chunk, which is only slower);
+//   - per visit (block row, chunk) the R x NV accumulators are loaded from the
+//     tile, each stored value is broadcast against the NV vectors of its panel
+//     row, and stored back.
+// The scratch (panel, tile, cursors) is thread-local and reused by every call.
+// Measured against L1-sized chunks (24 KiB: more reuse of b but 2.4 blocks per
+// visit at 1x4 90 %, whose per-visit cost lost 30-50 %), a schedule of single
+// blocks sorted by chunk (accumulators through memory per block: 40 % slower),
+// software prefetch of the next block's rows (slower), huge pages for the panel
+// and NV = 12 / unrolled c = 4 or c = 1 blocks (no difference): see
+// docs/performance.md.
+//
+// Direct path (everything else, e.g. 32x32 blocks, small n, N = 1): rows of a
+// block row R (<= 6) at a time so that every vector of b loaded is used R
+// times; out columns in registers in panels of NV vectors (R * NV <= 12: 6 x 2
+// vectors is the AVX2 register budget with the 2 b vectors and a broadcast).
+// Columns past the last panel go one by one, which is also the whole of N = 1.
+// Wide n goes in column blocks of 64, the block outermost (b's block stays in
+// cache), for the block shapes where that measured faster (bsr_spmm).
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
