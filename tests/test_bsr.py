@@ -344,3 +344,105 @@ class TestBadInput:
             torch.ops.sparse.dense_to_bsr(self.a.long(), 2, 2)
         with pytest.raises(TypeError, match="float32, float16, bfloat16 or float64"):
             torch.ops.sparse.dense_to_bsr(self.a.int(), 2, 2)
+
+
+# ---- tiled path (r <= 4, n >= 64, stored values >= 8 k): b packed in panels, K chunks, row groups -----
+# Panel widths W = (8, 4, 4, 3 vectors for r = 1, 2, 3, 4) x (4 scalar, 8 AVX2, 16 AVX-512 lanes); a K chunk
+# holds 32768 / W rows of the panel (256 .. 2730 rows), a row group 8192 / (W r) block rows.
+def _nan_padding(a, row_ptr, col_idx, blocks, r, c):
+    """A copy of `blocks` whose padding (outside m x k) is NaN, so a kernel that reads it shows."""
+    m, k = a.shape
+    mb, kb = math.ceil(m / r), math.ceil(k / c)
+    blocks = blocks.clone()
+    block_row = torch.repeat_interleave(torch.arange(mb), (row_ptr[1:] - row_ptr[:-1]).long())
+    edge = (block_row == mb - 1) | (col_idx.long() == kb - 1)  # only edge blocks have padding
+    for p in edge.nonzero().flatten().tolist():
+        bi, bj = int(block_row[p]), int(col_idx[p])
+        blocks[p, min(r, m - bi * r):, :] = float("nan")
+        blocks[p, :, min(c, k - bj * c):] = float("nan")
+    return blocks
+
+
+@pytest.mark.parametrize("r,c", [(1, 4), (4, 1), (2, 3), (3, 2), (4, 4), (1, 1), (3, 7)])
+@pytest.mark.parametrize("n", [63, 64, 65, 96, 97, 129])
+def test_bsr_spmm_tiled_panel_edges(isa, r, c, n):
+    """n just below / at / above the tiled threshold (64) and the panel widths (24..64 columns per ISA); m, k
+    not multiples of r, c; edge-block padding NaN."""
+    m, k = 40 * r + r // 2 + 1, 9 * c + 1
+    a = random_block_sparse(m, k, r, c, block_density=0.6, seed=n)
+    row_ptr, col_idx, blocks = bsr_reference_pack(a, r, c)
+    blocks = _nan_padding(a, row_ptr, col_idx, blocks, r, c)
+    b = random_dense(k, n, seed=n)
+    out = torch.ops.sparse.bsr_spmm(row_ptr, col_idx, blocks, b, m)
+    assert_matches_reference(out, a.double() @ b.double(), torch.float32)
+
+
+@pytest.mark.parametrize("r,c", [(1, 4), (4, 1), (2, 3), (3, 5)])
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
+def test_bsr_spmm_tiled_k_chunks_and_row_groups(isa, r, c, index_dtype):
+    """k = 3001 crosses a K chunk edge on every ISA and block shape (c not dividing the chunk), m spans several
+    row groups, empty block rows, the last block row partial."""
+    m, k, n = 700 + (r > 1), 3001, 70
+    a = random_block_sparse(m, k, r, c, block_density=0.15, seed=2)
+    a[5 * r: 9 * r] = 0  # empty block rows
+    a[:, : 37 * c] = 0  # leading K chunks empty for every row
+    row_ptr, col_idx, blocks = bsr_reference_pack(a, r, c, index_dtype)
+    blocks = _nan_padding(a, row_ptr, col_idx, blocks, r, c)
+    b = random_dense(k, n, seed=3)
+    out = torch.ops.sparse.bsr_spmm(row_ptr, col_idx, blocks, b, m)
+    assert_matches_reference(out, a.double() @ b.double(), torch.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("r,c", [(1, 4), (4, 1)])
+def test_bsr_spmm_tiled_dtypes(isa, dtype, r, c):
+    """16-bit values accumulate in fp32 across K chunks (rounded once, on store)."""
+    m, k, n = 203, 777, 130
+    a = random_block_sparse(m, k, r, c, dtype, block_density=0.3, seed=4)
+    b = random_dense(k, n, dtype=dtype, seed=5)
+    out = torch.ops.sparse.bsr_spmm(*torch.ops.sparse.dense_to_bsr(a, r, c), b, m)
+    assert_matches_reference(out, a.double() @ b.double(), dtype, f16_reference(a, b, dtype))
+
+
+@pytest.mark.parametrize("r,c", [(1, 4), (4, 1), (2, 2)])
+def test_bsr_spmm_tiled_unsorted_and_duplicates(isa, r, c):
+    """Block rows with unsorted block columns and duplicates (summed) next to sorted ones, on the tiled path."""
+    m, k, n = 150 * r, 400 * c, 80
+    a = random_block_sparse(m, k, r, c, block_density=0.2, seed=7)
+    row_ptr, col_idx, blocks = bsr_reference_pack(a, r, c, torch.int64)
+    col_idx, blocks = col_idx.clone(), blocks.clone()
+    expected = a.double().clone()
+    for bi in (1, 4, 8):  # reverse these block rows, then duplicate their first block (its value is added)
+        p0, p1 = int(row_ptr[bi]), int(row_ptr[bi + 1])
+        assert p1 - p0 >= 3
+        col_idx[p0:p1] = col_idx[p0:p1].flip(0)
+        blocks[p0:p1] = blocks[p0:p1].flip(0)
+    dup = int(row_ptr[4])  # block row 4: one more copy of its (now first) block, inserted after its last
+    col_idx = torch.cat([col_idx[: int(row_ptr[5])], col_idx[dup: dup + 1], col_idx[int(row_ptr[5]):]])
+    blocks = torch.cat([blocks[: int(row_ptr[5])], blocks[dup: dup + 1], blocks[int(row_ptr[5]):]])
+    row_ptr = row_ptr.clone()
+    row_ptr[5:] += 1
+    j = int(col_idx[dup])
+    expected[4 * r: 5 * r, j * c: (j + 1) * c] += blocks[dup].double()
+    b = random_dense(k, n, seed=8)
+    out = torch.ops.sparse.bsr_spmm(row_ptr, col_idx, blocks, b, m)
+    assert_matches_reference(out, expected @ b.double(), torch.float32)
+
+
+def test_bsr_spmm_tiled_strided_b_and_nonfinite_b(isa):
+    """b column-major (the glue copies its rows), and an inf in b reaches exactly the rows that store a block
+    over that row of b (a stored zero times inf is NaN, as in dense arithmetic)."""
+    m, k, n = 101, 90, 100
+    a = random_block_sparse(m, k, 1, 4, block_density=0.3, seed=9)
+    bt = random_dense(n, k, seed=10).T
+    out = torch.ops.sparse.bsr_spmm(*torch.ops.sparse.dense_to_bsr(a, 1, 4), bt, m)
+    assert_matches_reference(out, a.double() @ bt.double(), torch.float32)
+    b = bt.contiguous()
+    kk = int(a.abs().sum(0).argmax())
+    b[kk, 5] = float("inf")
+    out = torch.ops.sparse.bsr_spmm(*torch.ops.sparse.dense_to_bsr(a, 1, 4), b, m)
+    j = kk // 4
+    hit = (a[:, 4 * j: 4 * j + 4] != 0).any(1)
+    assert hit.any() and not hit.all()
+    assert (~torch.isfinite(out[hit, 5])).all()
+    assert torch.isfinite(out[~hit]).all() and torch.isfinite(out[:, :5]).all() and torch.isfinite(out[:, 6:]).all()

@@ -1,21 +1,50 @@
 // BSR SpMM on the CPU: for block row I and each block p of it (block column J),
 // out[I*r + i, :] += sum_j blocks[p, i, j] * b[J*c + j, :].
+// Two paths; edge blocks (m or k not a multiple of r or c) are clipped in both:
+// padding rows/columns of a block are never read.
 //
-// Rows of a block row are processed R (<= 6) at a time so that every vector of
-// b loaded is used R times; out columns are kept in registers in panels of NV
-// vectors (R * NV <= 12 accumulators: 6 x 2 vectors is the AVX2 register
-// budget with the 2 b vectors and a broadcast). Columns past the last panel go one by one,
-// which is also the whole of N = 1. Wide n goes in column blocks of 64, the
-// block outermost (b's block stays in cache), for the block shapes where that
-// measured faster (bsr_spmm). Edge blocks (m or k not a
-// multiple of r or c) are clipped: padding rows/columns of a block are never
-// read.
+// Tiled path (bsr_tiled: r <= 4, n >= 64, the range's stored values >= 8 k,
+// the 1x4 / 4x1 prefill shapes). Per thread and per panel of W = NV vectors of
+// output columns (NV = 8, 4, 4, 3 for r = 1, 2, 3, 4: R = r rows x NV <= 12
+// accumulators):
+//   - columns [j0, j0 + W) of b are packed once into a contiguous fp32 panel
+//     (k x W, zero past n; 16-bit b widened once): b's rows are 4 * n bytes
+//     apart, so without it the rows of a block alias in the L1/L2 sets;
+//   - block rows go in groups (fp32 accumulator tile of 32 KiB, zeroed, written
+//     to out once: 16-bit outputs are rounded once), and within a group K goes
+//     in chunks of 32768 / W panel rows (128 KiB, L2-resident while every row
+//     of the group uses it). Each block row keeps a cursor into its block list
+//     across the chunks (block columns sorted: checked per block row; a block
+//     row that is not sorted, or has duplicates out of order, is done whole in
+//     the first chunk, which is only slower);
+//   - per visit (block row, chunk) the R x NV accumulators are loaded from the
+//     tile, each stored value is broadcast against the NV vectors of its panel
+//     row, and stored back.
+// The scratch (panel, tile, cursors) is thread-local and reused by every call.
+// Measured against L1-sized chunks (24 KiB: more reuse of b but 2.4 blocks per
+// visit at 1x4 90 %, whose per-visit cost lost 30-50 %), a schedule of single
+// blocks sorted by chunk (accumulators through memory per block: 40 % slower),
+// software prefetch of the next block's rows (slower), huge pages for the panel
+// and NV = 12 / unrolled c = 4 or c = 1 blocks (no difference): see
+// docs/performance.md.
+//
+// Direct path (everything else, e.g. 32x32 blocks, small n, N = 1): rows of a
+// block row R (<= 6) at a time so that every vector of b loaded is used R
+// times; out columns in registers in panels of NV vectors (R * NV <= 12: 6 x 2
+// vectors is the AVX2 register budget with the 2 b vectors and a broadcast).
+// Columns past the last panel go one by one, which is also the whole of N = 1.
+// Wide n goes in column blocks of 64, the block outermost (b's block stays in
+// cache), for the block shapes where that measured faster (bsr_spmm).
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
+
+#include <cstdlib>
 
 SK_CPU_NAMESPACE_BEGIN
 
 static inline int64_t min_i64(int64_t x, int64_t y) { return x < y ? x : y; }
+static inline int64_t max_i64(int64_t x, int64_t y) { return x > y ? x : y; }
 
 // Output columns [j, j + NV*kW) of rows i0 .. i0+R-1 (global row numbers) for
 // block rows whose blocks run over p0 .. p1-1; ii = i0 - (first row of the block row).
@@ -85,8 +114,190 @@ static void bsr_rows(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0, int64_t
 constexpr int64_t kColumnBlock = 64;
 constexpr int64_t kColumnBlockMinN = 1024;
 
+
+// ---------------------------------------------------------------------------
+// Tiled path (r <= 4, n >= kTiledMinN): see the comment at the top of the file.
+// ---------------------------------------------------------------------------
+
+
+// A growable int64 buffer (the FloatBuffer pattern of scratch.h).
+struct Int64Buffer {
+  int64_t* data = nullptr;
+  int64_t size = 0;
+  Int64Buffer() = default;
+  Int64Buffer(const Int64Buffer&) = delete;
+  Int64Buffer& operator=(const Int64Buffer&) = delete;
+  ~Int64Buffer() { std::free(data); }
+  bool reserve(int64_t n) {
+    if (n <= size) return true;
+    int64_t* p = static_cast<int64_t*>(std::malloc(size_t(n) * sizeof(int64_t)));
+    if (p == nullptr) return false;
+    std::free(data);
+    data = p;
+    size = n;
+    return true;
+  }
+};
+
+// Per-thread scratch, reused by every call on the thread.
+struct BsrTiledScratch {
+  FloatBuffer panel;   // [k, W] fp32: columns [j0, j0 + W) of b, zero past n
+  FloatBuffer acc;     // [rows of a group, W] fp32 accumulators
+  Int64Buffer cursor;  // per block row of a group: its next block, or -1 (columns not sorted)
+};
+
+// Rows 0 .. R-1 of a block row against its blocks from p0 on, up to p1 or
+// the first block whose column is kb1 or more; all W = NV * kW columns of the
+// panel. bt: the packed panel (b row kk at bt + kk * W); acc: the block row's
+// R fp32 accumulator rows (stride W). Returns where it stopped.
+template <int R, int NV, typename T, typename I>
+static inline int64_t tiled_rows(const BsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1, int64_t kb1, const float* bt,
+                                 float* acc) {
+  constexpr int64_t W = NV * kW;
+  const int64_t c = a.c, rc = a.r * a.c;
+  const I* const ci = a.block_col_idx;
+  VecF s[R][NV];
+  for (int t = 0; t < R; ++t)
+    for (int u = 0; u < NV; ++u) s[t][u] = vload(acc + t * W + u * kW);
+  int64_t p = p0;
+  for (; p < p1 && int64_t(ci[p]) < kb1; ++p) {
+    const T* blk = a.blocks + p * rc;
+    const int64_t col0 = int64_t(ci[p]) * c;
+    const int64_t cw = min_i64(c, a.k - col0);  // edge block: padding columns are not read
+    const float* brow = bt + col0 * W;
+    for (int64_t q = 0; q < cw; ++q, brow += W) {
+      VecF bv[NV];
+      for (int u = 0; u < NV; ++u) bv[u] = vload(brow + u * kW);
+      for (int t = 0; t < R; ++t) {
+        const VecF v = vset1(to_float(blk[t * c + q]));
+        for (int u = 0; u < NV; ++u) s[t][u] = vfma(v, bv[u], s[t][u]);
+      }
+    }
+  }
+  for (int t = 0; t < R; ++t)
+    for (int u = 0; u < NV; ++u) vstore(acc + t * W + u * kW, s[t][u]);
+  return p;
+}
+
+// rows (1 .. RMAX) rows of a block row.
+template <int RMAX, int NV, typename T, typename I>
+static inline int64_t tiled_block_row(const BsrSpmmArgs<T, I>& a, int64_t rows, int64_t p0, int64_t p1, int64_t kb1,
+                                      const float* bt, float* acc) {
+  if (rows == RMAX) return tiled_rows<RMAX, NV>(a, p0, p1, kb1, bt, acc);
+  if constexpr (RMAX > 1) return tiled_block_row<RMAX - 1, NV>(a, rows, p0, p1, kb1, bt, acc);
+  return p1;
+}
+
+// Panel width: NV vectors, R * NV <= 12 accumulators for R = r rows (with
+// the NV b vectors and a broadcast: the 16 AVX2 registers).
+template <int RMAX>
+constexpr int tiled_nv() {
+  return RMAX == 1 ? 8 : (RMAX <= 3 ? 4 : 3);
+}
+static inline int64_t tiled_width(int64_t r) { return (r == 1 ? 8 : (r <= 3 ? 4 : 3)) * kW; }
+
+constexpr int64_t kTiledMaxR = 4;
+constexpr int64_t kTiledMinN = 64;
+constexpr int64_t kChunkFloats = 32768;  // b rows of one K chunk of the panel: 128 KiB, in L2
+constexpr int64_t kAccFloats = 8192;     // accumulator tile of a row group: 32 KiB
+constexpr int64_t kPanelMaxFloats = int64_t(1) << 23;  // 32 MiB of packed b at most, else the direct path
+constexpr int64_t kTiledMinNnzPerK = 8;  // stored values of the range >= 8 k: packing b costs <= 1/8 of the FMAs
+
+// Block rows [begin, end), r == RMAX (or fewer rows in the last block row).
+// Returns false when the scratch could not be allocated (nothing written).
+template <int RMAX, typename T, typename I>
+static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
+  constexpr int NV = tiled_nv<RMAX>();
+  constexpr int64_t W = NV * kW;
+  const int64_t r = a.r, c = a.c;
+  const int64_t kblocks = (a.k + c - 1) / c;
+  const int64_t kb_chunk = max_i64(1, kChunkFloats / (W * c));  // block columns per K chunk
+  const int64_t group = min_i64(end - begin, max_i64(1, kAccFloats / (W * r)));  // block rows per group
+  static thread_local BsrTiledScratch s;
+  if (!s.panel.reserve(max_i64(1, a.k) * W) || !s.acc.reserve(group * r * W) || !s.cursor.reserve(group))
+    return false;
+  float* const bt = s.panel.data;
+  float* const acc = s.acc.data;
+  int64_t* const cursor = s.cursor.data;
+  const I* const rp = a.block_row_ptr;
+  const I* const ci = a.block_col_idx;
+  for (int64_t j0 = 0; j0 < a.n; j0 += W) {
+    const int64_t jw = min_i64(W, a.n - j0);
+    // Pack columns [j0, j0 + jw) of b as fp32 rows of W (zero past jw).
+    for (int64_t kk = 0; kk < a.k; ++kk) {
+      const T* src = a.b + kk * a.ldb + j0;
+      float* dst = bt + kk * W;
+      for (int u = 0; u < NV; ++u) {
+        const int64_t cnt = jw - u * kW;
+        if (cnt >= kW) {
+          vstore(dst + u * kW, vload(src + u * kW));
+        } else {
+          vstore(dst + u * kW, cnt > 0 ? vload_partial(src + u * kW, int(cnt)) : vzero());
+        }
+      }
+    }
+    for (int64_t g0 = begin; g0 < end; g0 += group) {
+      const int64_t g1 = min_i64(end, g0 + group);
+      for (int64_t x = 0; x < (g1 - g0) * r * W; x += kW) vstore(acc + x, vzero());
+      for (int64_t bi = g0; bi < g1; ++bi) {
+        const int64_t p0 = rp[bi], p1 = rp[bi + 1];
+        bool sorted = true;
+        for (int64_t p = p0 + 1; p < p1; ++p) sorted &= ci[p - 1] <= ci[p];
+        cursor[bi - g0] = sorted ? p0 : -1;
+      }
+      for (int64_t kb0 = 0; kb0 < kblocks; kb0 += kb_chunk) {
+        const int64_t kb1 = kb0 + kb_chunk;
+        for (int64_t bi = g0; bi < g1; ++bi) {
+          const int64_t rows = min_i64(r, a.m - bi * r);
+          float* acc_rows = acc + (bi - g0) * r * W;
+          const int64_t p1 = rp[bi + 1];
+          int64_t p = cursor[bi - g0];
+          if (p < 0) {  // unsorted block columns: the whole block row in the first chunk
+            if (kb0 == 0) tiled_block_row<RMAX, NV>(a, rows, int64_t(rp[bi]), p1, kblocks, bt, acc_rows);
+            continue;
+          }
+          if (p < p1 && int64_t(ci[p]) < kb1) cursor[bi - g0] = tiled_block_row<RMAX, NV>(a, rows, p, p1, kb1, bt, acc_rows);
+        }
+      }
+      // Write the group's tile to out.
+      for (int64_t bi = g0; bi < g1; ++bi) {
+        const int64_t rows = min_i64(r, a.m - bi * r);
+        for (int64_t t = 0; t < rows; ++t) {
+          const float* src = acc + ((bi - g0) * r + t) * W;
+          T* dst = a.out + (bi * r + t) * a.ldo + j0;
+          int64_t u = 0;
+          for (; u + kW <= jw; u += kW) vstore(dst + u, vload(src + u));
+          if (u < jw) vstore_partial(dst + u, vload(src + u), int(jw - u));
+        }
+      }
+    }
+  }
+  return true;
+}
+
+
 template <typename T, typename I>
 void bsr_spmm(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
+  const int64_t nnz_range = (int64_t(a.block_row_ptr[end]) - int64_t(a.block_row_ptr[begin])) * a.r * a.c;
+  if (a.r <= kTiledMaxR && a.n >= kTiledMinN && a.k * tiled_width(a.r) <= kPanelMaxFloats &&
+      nnz_range >= kTiledMinNnzPerK * a.k) {
+    bool done = false;
+    switch (a.r) {
+      case 1:
+        done = bsr_tiled<1>(a, begin, end);
+        break;
+      case 2:
+        done = bsr_tiled<2>(a, begin, end);
+        break;
+      case 3:
+        done = bsr_tiled<3>(a, begin, end);
+        break;
+      default:
+        done = bsr_tiled<4>(a, begin, end);
+        break;
+    }
+    if (done) return;
+  }
   const bool blocked = a.n >= kColumnBlockMinN && (a.r < 4 || a.c >= 16);
   const int64_t width = blocked ? kColumnBlock : (a.n > 0 ? a.n : 1);
   for (int64_t j0 = 0; j0 < a.n; j0 += width) {
