@@ -143,10 +143,10 @@ struct ByteOffsets {
 // Adds the entries of meta words [w0, w1) of one row (and, when tail, those
 // past the last whole word) times b to the N sums at acc (fp32; not read when
 // first).
-template <int N, typename T>
-static inline void row_chunk_small_n(const Sparse24SpmmArgs<T>& a, const ByteOffsets& bo, const T* vals,
-                                     const uint16_t* meta, float* accp, int64_t w0, int64_t w1, bool first,
-                                     bool tail) {
+template <int N, typename T, typename B>
+static inline void row_chunk_small_n(const Sparse24SpmmArgs<T>& a, const B* b, int64_t ldb, const ByteOffsets& bo,
+                                     const T* vals, const uint16_t* meta, float* accp, int64_t w0, int64_t w1,
+                                     bool first, bool tail) {
   constexpr int NF = N / kW, R = N % kW, NV = NF + (R ? 1 : 0);
   constexpr int S = NV <= 2 ? 4 : 2;
   VecF acc[S][NV];
@@ -156,7 +156,7 @@ static inline void row_chunk_small_n(const Sparse24SpmmArgs<T>& a, const ByteOff
     for (int u = 0; u < NF; ++u) acc[0][u] = vload(accp + u * kW);
     if (R) acc[0][NF] = vload_partial(accp + NF * kW, R);
   }
-  auto add = [&](int s, const T* brow, T v) {
+  auto add = [&](int s, const B* brow, T v) {
     const VecF vv = vset1(to_float(v));
     for (int u = 0; u < NF; ++u) acc[s][u] = vfma(vv, vload(brow + u * kW), acc[s][u]);
     if (R) acc[s][NF] = vfma(vv, vload_partial(brow + NF * kW, R), acc[s][NF]);
@@ -165,11 +165,11 @@ static inline void row_chunk_small_n(const Sparse24SpmmArgs<T>& a, const ByteOff
     const unsigned mw = meta[w];
     for (int h = 0; h < 2; ++h) {
       const int32_t* off = bo.tab[(mw >> (8 * h)) & 0xffu];
-      const T* bh = a.b + (16 * w + 8 * h) * a.ldb;
+      const B* bh = b + (16 * w + 8 * h) * ldb;
       for (int l = 0; l < 4; ++l) add((4 * h + l) % S, bh + off[l], vals[8 * w + 4 * h + l]);
     }
   }
-  if (tail) for_each_entry(vals, meta, a.k, [&](int64_t col, T v) { add(0, a.b + col * a.ldb, v); }, 4 * (a.k / 16));
+  if (tail) for_each_entry(vals, meta, a.k, [&](int64_t col, T v) { add(0, b + col * ldb, v); }, 4 * (a.k / 16));
   for (int s = 1; s < S; ++s)
     for (int u = 0; u < NV; ++u) acc[0][u] = vadd(acc[0][u], acc[s][u]);
   for (int u = 0; u < NF; ++u) vstore(accp + u * kW, acc[0][u]);
@@ -178,10 +178,10 @@ static inline void row_chunk_small_n(const Sparse24SpmmArgs<T>& a, const ByteOff
 
 // Rows [begin, end) by the broadcast form; returns the first bad row or -1
 // (a tile's rows are all checked before any is computed).
-template <int N, typename T>
-static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end) {
+template <int N, typename T, typename B>
+static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, const B* b, int64_t ldb, int64_t begin, int64_t end) {
   const int64_t kp = (a.k + 15) / 16 * 16, words = a.k / 16;
-  const ByteOffsets bo(int32_t(a.ldb));
+  const ByteOffsets bo{int32_t(ldb)};
   alignas(64) float tile[kTileRows * N];
   for (int64_t i0 = begin; i0 < end; i0 += kTileRows) {
     const int64_t i1 = end - i0 < kTileRows ? end : i0 + kTileRows;
@@ -202,8 +202,8 @@ static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t
         const char* p = reinterpret_cast<const char*>(a.values + ip * (kp / 2) + 8 * pw0);
         const char* pe = reinterpret_cast<const char*>(a.values + ip * (kp / 2) + 8 * pw1);
         for (; p < pe; p += 64) __builtin_prefetch(p);
-        row_chunk_small_n<N>(a, bo, a.values + i * (kp / 2), a.meta + i * (kp / 16), tile + (i - i0) * N, w0, w1,
-                             w0 == 0, last);
+        row_chunk_small_n<N>(a, b, ldb, bo, a.values + i * (kp / 2), a.meta + i * (kp / 16), tile + (i - i0) * N,
+                             w0, w1, w0 == 0, last);
       }
       if (last) break;
     }
@@ -211,6 +211,28 @@ static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t
       for (int j = 0; j < N; ++j) a.out[i * a.ldo + j] = from_float<T>(tile[(i - i0) * N + j]);
   }
   return -1;
+}
+
+__attribute__((noinline)) static FloatBuffer& thread_bf() {
+  static thread_local FloatBuffer buf;
+  return buf;
+}
+
+// The broadcast form on b as it is for fp32; a 16-bit b is first widened to a
+// per-call fp32 copy (k x N, thread-local), because a partial vector of
+// 16-bit values has no masked load (vload_partial goes through a buffer,
+// which made N = 4 in bf16 7x slower than in fp32).
+template <int N, typename T>
+static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end) {
+  if (sizeof(T) == 2 && N % kW != 0) {
+    FloatBuffer& buf = thread_bf();
+    if (buf.reserve(a.k * N)) {
+      for (int64_t c = 0; c < a.k; ++c)
+        for (int j = 0; j < N; ++j) buf.data[c * N + j] = to_float(a.b[c * a.ldb + j]);
+      return rows_small_n<N>(a, static_cast<const float*>(buf.data), N, begin, end);
+    }
+  }
+  return rows_small_n<N>(a, a.b, a.ldb, begin, end);
 }
 
 // Up to this n, row_select_n (2 permutes per column per 8 values) beats the
