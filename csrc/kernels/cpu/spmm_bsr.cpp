@@ -3,7 +3,7 @@
 // Two paths; edge blocks (m or k not a multiple of r or c) are clipped in both:
 // padding rows/columns of a block are never read.
 //
-// Tiled path (bsr_tiled: r <= 4, n >= 64, the range's stored values >= 8 k,
+// Tiled path (bsr_tiled: r <= 4, n >= 64 (4x1: n >= 1024), the range's stored values >= 8 k,
 // the 1x4 / 4x1 prefill shapes). Per thread and per panel of W = NV vectors of
 // output columns (NV = 8, 4, 4, 3 for r = 1, 2, 3, 4: R = r rows x NV <= 12
 // accumulators):
@@ -202,6 +202,11 @@ constexpr int64_t kChunkFloats = 32768;  // b rows of one K chunk of the panel: 
 constexpr int64_t kAccFloats = 8192;     // accumulator tile of a row group: 32 KiB
 constexpr int64_t kPanelMaxFloats = int64_t(1) << 23;  // 32 MiB of packed b at most, else the direct path
 constexpr int64_t kTiledMinNnzPerK = 8;  // stored values of the range >= 8 k: packing b costs <= 1/8 of the FMAs
+// 4x1 blocks below this n stay on the direct path, whose 4 rows already reuse
+// each b vector 4 times. 4096^2 at 90 %, 2 threads, two alternating runs per
+// build: 4x1 at n = 256 19.2-19.5 ms direct, 22.6 tiled; at n = 2048 208-222
+// direct, 147-191 tiled; 4x4 tiled wins at both (9.9-12.5 vs 18-19 ms at 256).
+constexpr int64_t kTiledMinN4x1 = 1024;
 
 // Block rows [begin, end), r == RMAX (or fewer rows in the last block row).
 // Returns false when the scratch could not be allocated (nothing written).
@@ -279,8 +284,9 @@ static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
 template <typename T, typename I>
 void bsr_spmm(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   const int64_t nnz_range = (int64_t(a.block_row_ptr[end]) - int64_t(a.block_row_ptr[begin])) * a.r * a.c;
-  if (a.r <= kTiledMaxR && a.n >= kTiledMinN && a.k * tiled_width(a.r) <= kPanelMaxFloats &&
-      nnz_range >= kTiledMinNnzPerK * a.k) {
+  const bool four_by_one = a.r == 4 && a.c == 1;
+  if (a.r <= kTiledMaxR && a.n >= (four_by_one ? kTiledMinN4x1 : kTiledMinN) &&
+      a.k * tiled_width(a.r) <= kPanelMaxFloats && nnz_range >= kTiledMinNnzPerK * a.k) {
     bool done = false;
     switch (a.r) {
       case 1:
