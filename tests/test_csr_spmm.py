@@ -114,9 +114,9 @@ class TestBadInput:
 @pytest.mark.parametrize("pos", [0, 35, 44])
 @pytest.mark.parametrize("bad", [-1, 64, 2**31 - 1])
 def test_col_idx_out_of_range_in_each_part_of_a_row(isa, index_dtype, n, strided, pos, bad):
-    """Row 3 holds 45 entries: with n = 1 and a contiguous b its columns are checked inside the gathers (4
-    vectors at a time, then single vectors, then a scalar tail); n = 2..16 check each column as it is used;
-    a strided b and n > 16 check the row first. A bad column anywhere raises, and b is never read outside."""
+    """Row 3 holds 45 entries: with n = 1, a contiguous b and int32 indices its columns are checked inside the
+    gathers (4 vectors at a time, then single vectors, then a scalar tail); otherwise the row is checked in one
+    pass first. A bad column anywhere raises, and b is never read outside."""
     k = 64
     a = random_sparse(5, k, 0.5)
     a[3] = 0.0

@@ -2,12 +2,12 @@
 //
 // The metadata checks are fused into the kernel (docs/design.md, Validation):
 // before a row is used, 0 <= row_ptr[i] <= row_ptr[i+1] <= nnz; every column
-// of the row must be < k, checked as the product reads it for 2 <= n <= 16
-// and for n == 1 with a contiguous b and int32 indices (a bad
-// column is clamped to a valid row of b and flagged: see row_dot_checked and
-// checked_col), else by one pass over the row's indices first. A bad row
-// stops the chunk and is reported through *first_bad; the glue then runs the
-// full validator for the exact message.
+// of the row must be < k, checked inside the gathers for n == 1 with a
+// contiguous b and int32 indices (a bad column is clamped to a valid row of b
+// and flagged: row_dot_checked), else by one pass over the row's indices
+// first (which then stay in L1 for the product). A bad row stops the chunk
+// and is reported through *first_bad; the glue then runs the full validator
+// for the exact message.
 //
 // Decode path (n <= 16): one template per n keeps the n output columns of a row
 // in registers (n / kW vectors plus one partial vector), with 2 or 4
@@ -15,8 +15,6 @@
 // not wait on each other. n == 1 with a contiguous b: kW products per step,
 // b gathered by column, four accumulators. n > 16: panels of 4 vectors, then
 // single vectors, then one partial vector.
-#include <type_traits>
-
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/simd.h"
 
@@ -86,52 +84,33 @@ static float row_dot(const CsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1) {
   return (acc0 + acc1) + (acc2 + acc3);
 }
 
-// A row's column c as a b row number for the fused column check: c itself
-// when 0 <= c < limit (limit = k >= 1, capped at 2^31 for int32 indices),
-// else limit - 1, with the bits of the difference set in bad, so b is never
-// read outside its k rows (a clamp, not a branch).
-template <typename I>
-static inline int64_t checked_col(I c, uint64_t limit, uint64_t& bad) {
-  const uint64_t u = uint64_t(std::make_unsigned_t<I>(c));  // a negative index reads as huge
-  const uint64_t clamped = u < limit ? u : limit - 1;
-  bad |= u ^ clamped;
-  return int64_t(clamped);
-}
-
 // 2 <= N <= 16: the row's N columns in NF full vectors plus one partial of R
-// lanes, S independent accumulator sets. For k >= 1 the column check is fused
-// into the product (checked_col): one pass over the row's indices instead of
-// a checking pass and then the product (the separate pass cost ~25 % at N = 4).
+// lanes, S independent accumulator sets.
 template <int N, typename T, typename I>
 static int64_t rows_small_n(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   constexpr int NF = N / kW, R = N % kW, NV = NF + (R ? 1 : 0);
   constexpr int S = NV == 1 ? 4 : (NV == 2 ? 2 : 1);
-  const bool fused = a.k >= 1;
-  const uint64_t limit = sizeof(I) == 4 && a.k > (int64_t(1) << 31) ? uint64_t(1) << 31 : uint64_t(a.k);
   for (int64_t i = begin; i < end; ++i) {
     int64_t p0, p1;
-    if (fused) {
-      p0 = int64_t(a.row_ptr[i]);
-      p1 = int64_t(a.row_ptr[i + 1]);
-      if (!(p0 >= 0 && p0 <= p1 && p1 <= a.nnz)) return i;
-    } else if (!row_ok(a, i, p0, p1)) {
-      return i;
-    }
-    uint64_t bad = 0;
+    if (!row_ok(a, i, p0, p1)) return i;
     VecF acc[S][NV];
     for (int s = 0; s < S; ++s)
       for (int u = 0; u < NV; ++u) acc[s][u] = vzero();
-    auto add = [&](int s, int64_t p) {
-      const VecF v = vset1(to_float(a.values[p]));
-      const T* brow = a.b + checked_col(a.col_idx[p], limit, bad) * a.ldb;
-      for (int u = 0; u < NF; ++u) acc[s][u] = vfma(v, vload(brow + u * kW), acc[s][u]);
-      if (R) acc[s][NF] = vfma(v, vload_partial(brow + NF * kW, R), acc[s][NF]);
-    };
     int64_t p = p0;
-    for (; p + S <= p1; p += S)
-      for (int s = 0; s < S; ++s) add(s, p + s);
-    for (; p < p1; ++p) add(0, p);
-    if (bad) return i;
+    for (; p + S <= p1; p += S) {
+      for (int s = 0; s < S; ++s) {
+        const VecF v = vset1(to_float(a.values[p + s]));
+        const T* brow = a.b + int64_t(a.col_idx[p + s]) * a.ldb;
+        for (int u = 0; u < NF; ++u) acc[s][u] = vfma(v, vload(brow + u * kW), acc[s][u]);
+        if (R) acc[s][NF] = vfma(v, vload_partial(brow + NF * kW, R), acc[s][NF]);
+      }
+    }
+    for (; p < p1; ++p) {
+      const VecF v = vset1(to_float(a.values[p]));
+      const T* brow = a.b + int64_t(a.col_idx[p]) * a.ldb;
+      for (int u = 0; u < NF; ++u) acc[0][u] = vfma(v, vload(brow + u * kW), acc[0][u]);
+      if (R) acc[0][NF] = vfma(v, vload_partial(brow + NF * kW, R), acc[0][NF]);
+    }
     for (int s = 1; s < S; ++s)
       for (int u = 0; u < NV; ++u) acc[0][u] = vadd(acc[0][u], acc[s][u]);
     T* out = a.out + i * a.ldo;
