@@ -15,9 +15,10 @@
 //   vgather(base, idx) kW elements base[idx[l]] (idx int32 or int64, all valid)
 //   vgather_below(base, idx, limit, flags)  the same for int32 indices that may
 //                      be invalid: an index that is negative or >= limit
-//                      (limit >= 1) reads base[0] instead and is recorded in
-//                      flags (IdxFlags; idx_flags_any(flags) tells), so the
-//                      gather never reads outside [base, base + limit)
+//                      (limit >= 1) reads some element of [base, base + limit)
+//                      instead (base[limit - 1] on AVX2/AVX-512, base[0] in
+//                      the buffered form) and is recorded in flags (IdxFlags;
+//                      idx_flags_any(flags) tells)
 //   Vec8 (v8*)         exactly 8 fp32 lanes on every ISA, for the 8-wide tiles
 //                      of the bitmap and 2:4 formats (see the end of this file)
 // and scalar conversions to_float(T) / from_float<T>(float).

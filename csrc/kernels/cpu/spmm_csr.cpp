@@ -121,8 +121,8 @@ static int64_t rows_small_n(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t e
 }
 
 // n == 1, contiguous b, int32 indices, 1 <= k < 2^31: the column check is
-// fused into the gathers (vgather_below reads b[0] for a bad index and flags
-// it), so the row's indices are read once, in the same pass as its values
+// fused into the gathers (vgather_below reads a valid row of b for a bad
+// index and flags it), so the row's indices are read once, with its values
 // (a separate checking pass cost ~25 % of the time). False on a bad column.
 template <typename T>
 static bool row_dot_checked(const CsrSpmmArgs<T, int32_t>& a, int64_t p0, int64_t p1, float& sum) {
