@@ -54,6 +54,18 @@ def test_csr_spmm_unsorted_and_duplicate_columns_are_summed(isa):
     assert_matches_reference(out, expected, torch.float32)
 
 
+@pytest.mark.parametrize("n", range(1, 18))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_csr_spmm_every_small_n(isa, dtype, n):
+    """Every n up to 17 keeps its columns in registers with a partial last vector of n % kW lanes; for fp16 /
+    bf16 on AVX2 that partial vector is assembled from 1-7 16-bit values (simd.h, load_u16_partial)."""
+    a = random_sparse(9, 20, 0.4, dtype=dtype)
+    row_ptr, col_idx, values = csr_parts(a)
+    b = random_dense(20, n, dtype=dtype, seed=n)
+    out = torch.ops.sparse.csr_spmm(row_ptr, col_idx, values, b, 9)
+    assert_matches_reference(out, a.double() @ b.double(), dtype, None if dtype == torch.float32 else a @ b)
+
+
 class TestBadInput:
     def setup_method(self):
         self.a = random_sparse(6, 8, 0.5)

@@ -293,16 +293,50 @@ static inline VecF vgather(const float* base, const I* idx) {
 }
 #endif
 
-// 16-bit types (and, in the scalar build, everything): through a small buffer.
 #if defined(__AVX2__) && !defined(__AVX512F__)
-template <typename T>
-static inline VecF vload_partial(const T* p, int n) {
-  T tmp[kW];
-  for (int i = 0; i < kW; ++i) tmp[i] = T{0};
-  for (int i = 0; i < n; ++i) tmp[i] = p[i];
-  return vload(tmp);
+// The first n (0..8) 16-bit values at q in the low lanes, the rest 0, reading
+// nothing past q[n) and built in registers: a copy through a stack buffer
+// made the vector load wait on the buffer's scalar stores (store forwarding
+// fails), which cost 8x on CSR bf16 at N = 4.
+static inline __m128i load_u16_partial(const void* p, int n) {
+  const uint16_t* q = static_cast<const uint16_t*>(p);
+  if (n >= 8) return _mm_loadu_si128(static_cast<const __m128i*>(p));
+  __m128i r = _mm_setzero_si128();
+  if (n >= 4) {
+    r = _mm_loadl_epi64(static_cast<const __m128i*>(p));
+  } else if (n >= 2) {
+    uint32_t x;
+    std::memcpy(&x, q, sizeof x);
+    r = _mm_cvtsi32_si128(int(x));
+  }
+  switch (n) {
+    case 7:
+      r = _mm_insert_epi16(r, q[6], 6);
+      [[fallthrough]];
+    case 6:
+      r = _mm_insert_epi16(r, q[5], 5);
+      [[fallthrough]];
+    case 5:
+      r = _mm_insert_epi16(r, q[4], 4);
+      break;
+    case 3:
+      r = _mm_insert_epi16(r, q[2], 2);
+      break;
+    case 1:
+      r = _mm_insert_epi16(r, q[0], 0);
+      break;
+    default:
+      break;
+  }
+  return r;
+}
+static inline VecF vload_partial(const half_t* p, int n) { return {_mm256_cvtph_ps(load_u16_partial(p, n))}; }
+static inline VecF vload_partial(const bf16_t* p, int n) {
+  return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load_u16_partial(p, n)), 16))};
 }
 #endif
+// Partial stores of 16-bit types (and, in the scalar build, every partial load
+// and store): through a small buffer.
 #if defined(__AVX2__) || defined(__AVX512F__)
 template <typename T>
 static inline void vstore_partial(T* p, VecF a, int n) {
