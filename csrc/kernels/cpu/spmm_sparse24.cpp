@@ -213,7 +213,10 @@ static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, const B* b, int64_t ld
   return -1;
 }
 
-__attribute__((noinline)) static FloatBuffer& thread_bf() {
+// One fp32 copy of b per thread, reused by every call: b transposed in 16-row
+// blocks for the select form (n <= 3), or b widened from 16 bits for the
+// broadcast form (n >= 4); a call uses one or the other.
+__attribute__((noinline)) static FloatBuffer& thread_bt() {
   static thread_local FloatBuffer buf;
   return buf;
 }
@@ -228,7 +231,7 @@ __attribute__((noinline)) static FloatBuffer& thread_bf() {
 template <int N, typename T>
 static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end) {
   if (sizeof(T) == 2 && N % kW != 0) {
-    FloatBuffer& buf = thread_bf();
+    FloatBuffer& buf = thread_bt();
     if (buf.reserve(a.k * N)) {
       for (int64_t c = 0; c < a.k; ++c)
         for (int j = 0; j < N; ++j) buf.data[c * N + j] = to_float(a.b[c * a.ldb + j]);
@@ -272,10 +275,6 @@ static void row_select_n(const Sparse24SpmmArgs<T>& a, const T* vals, const uint
   for (int j = 0; j < N; ++j) out[j] = from_float<T>(sums[j]);
 }
 
-__attribute__((noinline)) static FloatBuffer& thread_bt() {
-  static thread_local FloatBuffer buf;
-  return buf;
-}
 
 template <int NV, typename T>
 static inline void panel(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out, int64_t j) {
