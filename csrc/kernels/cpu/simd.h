@@ -437,13 +437,13 @@ static inline Vec8 v8load_partial(const T* p, int n) {
   for (int i = 0; i < n; ++i) tmp[i] = p[i];
   return v8load(tmp);
 }
-// For each byte, the source lane of each output lane (idx; unselected lanes
-// take lane 7, which is 0 after the partial load of v8expand unless all 8
-// lanes are selected) and the lanes to keep (keep: all ones where the byte's
-// bit is set). One 64-byte line per byte, so an expansion touches one line.
-struct alignas(64) ExpandEntry {
+// For each byte, the source lane of each output lane: the next stored value
+// for a set bit; for a clear bit lane 7 with the sign bit set (vpermps reads
+// only the low 3 bits: lane 7 is 0 after the partial load of v8expand unless
+// all 8 lanes are selected; v8expand_full zeroes the lanes by the sign bit, so
+// no second table load is needed). 32 bytes per byte, 8 KiB in all.
+struct alignas(32) ExpandEntry {
   int32_t idx[8];
-  int32_t keep[8];
 };
 struct ExpandTable {
   ExpandEntry e[256];
@@ -452,11 +452,7 @@ static constexpr ExpandTable make_expand_table() {
   ExpandTable t{};
   for (int byte = 0; byte < 256; ++byte) {
     int next = 0;
-    for (int l = 0; l < 8; ++l) {
-      const bool set = (byte >> l) & 1;
-      t.e[byte].idx[l] = set ? next++ : 7;
-      t.e[byte].keep[l] = set ? -1 : 0;
-    }
+    for (int l = 0; l < 8; ++l) t.e[byte].idx[l] = (byte >> l) & 1 ? next++ : int32_t(0x80000007u);
   }
   return t;
 }
@@ -469,10 +465,8 @@ static inline Vec8 v8expand(const T* p, unsigned byte) {
 }
 template <typename T>
 static inline Vec8 v8expand_full(const T* p, unsigned byte) {
-  const ExpandEntry& e = kExpandTable.e[byte];
-  const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(e.idx));
-  return {_mm256_and_ps(_mm256_permutevar8x32_ps(v8load(p).v, perm),
-                        _mm256_load_ps(reinterpret_cast<const float*>(e.keep)))};
+  const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kExpandTable.e[byte].idx));
+  return {_mm256_blendv_ps(_mm256_permutevar8x32_ps(v8load(p).v, perm), _mm256_setzero_ps(), _mm256_castsi256_ps(perm))};
 }
 // Positions of each byte's set bits, lowest first, one per byte of the entry
 // (bytes past the popcount are 0).

@@ -8,13 +8,16 @@
 // stay in cache while all 64 rows use them. Two ways to multiply a group:
 //   expansion (n <= 8): each row byte of a tile mask expands the row's packed
 //           values into 8 lanes (v8expand: a 256-entry table of lane
-//           permutations and lane masks), then one FMA per output column
+//           permutations whose sign bits mark the lanes to zero), then one FMA per output column
 //           against the 8 values of that column of b for the tile's columns,
 //           read from a transposed fp32 copy of b (built once per call in a
 //           thread-local buffer, zero past k). Dense arithmetic inside a
 //           tile, but no per-element decode. n == 1 keeps the 8 rows of a
 //           tile row in registers across its 8 tiles; n >= 2 keeps a row's n
 //           columns in registers across its 8 tiles.
+//           The n >= 2 sums of a row are added to its accumulators as one
+//           vector (rows 8 floats apart), not lane by lane: scalar loads of a
+//           vector just stored waited on store forwarding (~7 % at n = 8).
 //   decode (otherwise): the group is decoded into per-row (column, value)
 //           lists with table lookups (no loop over bits), then b's rows are
 //           streamed: n <= 16 in registers with 4 accumulator sets over rows
@@ -192,7 +195,7 @@ static inline void group_dot_expand(const uint64_t* masks, const uint16_t* start
 }
 
 // 2 <= N <= 8, expansion: acc[lr, 0..N) += row lr of the group @ b[col0 ..
-// col0 + 64, 0..N), with bt = b in 8-row blocks transposed (transpose_row_blocks)
+// col0 + 64, 0..N) (acc's rows 8 floats apart, lanes N..7 left 0), with bt = b in 8-row blocks transposed (transpose_row_blocks)
 // offset to the group's first block. Row by row, the row's 8 tile bytes expand
 // its values and each of the N columns takes one FMA per tile, in registers.
 template <int N, bool kSafe, typename T>
@@ -216,9 +219,8 @@ static inline void group_expand_n(const uint64_t* masks, const uint16_t* starts,
       const float* blk = bt + j * 8 * N;  // the tile's 8 rows of b, column by column
       for (int c = 0; c < N; ++c) r[c] = v8fma(e, v8loadf(blk + c * 8), r[c]);
     }
-    float sums[8];
-    v8storef(sums, v8hsum8(r));
-    for (int c = 0; c < N; ++c) acc[lr * N + c] += sums[c];
+    // lanes N..7 of the sum are 0 (r[N..8) stay zero): one vector add per row
+    v8storef(acc + lr * 8, v8add(v8loadf(acc + lr * 8), v8hsum8(r)));
   }
 }
 
@@ -312,7 +314,10 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
   const int64_t gk = (a.k + kGroup - 1) / kGroup;
   const int64_t r0 = gi * kGroup;
   const int rows = int(a.m - r0 < kGroup ? a.m - r0 : kGroup);
-  for (int64_t p = 0; p < rows * nc; ++p) sc.acc[p] = 0.f;
+  // acc's rows are nc long, except for the expansion with n >= 2 (8: a row's
+  // sums are added as one vector)
+  const int64_t stride = plan.mode == Mode::kExpand && nc >= 2 ? 8 : nc;
+  for (int64_t p = 0; p < rows * stride; ++p) sc.acc[p] = 0.f;
   for (int64_t gj = 0; gj < gk; ++gj) {
     const int64_t g = gi * gk + gj;
     const uint64_t* masks = a.bitmaps + g * kTilesPerGroup;
@@ -370,7 +375,7 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
     }
   }
   for (int lr = 0; lr < rows; ++lr) {
-    const float* acc = sc.acc + lr * nc;
+    const float* acc = sc.acc + lr * stride;
     T* out = a.out + (r0 + lr) * a.ldo + j0;
     int64_t j = 0;
     for (; j + kW <= nc; j += kW) vstore(out + j, vload(acc + j));
