@@ -156,6 +156,31 @@ def test_bitmap_spmm_non_finite_b_only_reaches_rows_that_store_it(isa, spmm_devi
         assert_matches_reference(out[:, 1:], ref[:, 1:], torch.float32)
 
 
+@pytest.mark.parametrize("n", [1, 3, 8, 12])
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_bitmap_spmm_non_finite_value_only_reaches_its_row(isa, spmm_device, n, bad):
+    """A non-finite stored value reaches only its own row. The expansion reads 8 packed values from a row's
+    start, so it also loads the next rows' values and must drop them by selection, not by multiplying by 0."""
+    a = random_sparse(70, 90, 0.6, device=spmm_device)
+    bad_rows = [3, 11, 67]
+    for r in bad_rows:
+        # in the 8 x 8 tile of columns 16..23 the row above (same tile) stores one value and row r stores
+        # columns 16..22, the last one non-finite: the 8 values read from the row above's start end with it,
+        # and lane 7 is where the expansion's unselected lanes point
+        a[r - 1 : r + 1, 16:24] = 0
+        a[r - 1, 17] = 1.25
+        a[r, 16:23] = torch.arange(1, 8, dtype=a.dtype, device=spmm_device) * 0.5
+        a[r, 22] = bad
+    b = random_dense(90, n, device=spmm_device)
+    out = torch.ops.sparse.bitmap_spmm(*packed_on(a, spmm_device), b, 70).cpu()
+    hit = torch.zeros(70, dtype=torch.bool)
+    hit[bad_rows] = True
+    assert not out[hit].isfinite().all(dim=1).any()
+    assert out[~hit].isfinite().all(), "a non-finite stored value reached another row"
+    ref = a.double().cpu() @ b.double().cpu()
+    assert_matches_reference(out[~hit], ref[~hit], torch.float32)
+
+
 @pytest.mark.parametrize("n", [1, 4, 12])
 def test_bitmap_spmm_strided_b_small_n(isa, n):
     """Row stride > n on the small-n paths (the expansion copies b; the register decode scales columns by it)."""
