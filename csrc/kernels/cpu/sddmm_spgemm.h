@@ -71,13 +71,15 @@ struct CsrSpgemmRowsArgs {
 };
 
 // Accumulator of csr_spgemm_rows for one thread, owned by the caller:
-//   dense (bits != nullptr): a fp32 sparse accumulator with an occupancy
-//     bitmap; bits [ceil(n / 64)] all zero on entry and left all zero; acc [n]
-//     and list [n + 1] any contents. The bitmap hands the columns over sorted.
+//   dense (bits != nullptr): a fp32 sparse accumulator with an occupancy flag
+//     per column and an occupancy bitmap; seen [n], bits [ceil(n / 64)] and
+//     acc [n] all zero on entry and left all zero; list [n + 1] any contents.
+//     The bitmap hands the columns over sorted.
 //   hash (bits == nullptr): keys and vals [hash_capacity], any contents,
 //     hash_capacity a power of two >= 2 * min(n, flops(i)) for every row i
 //     handed to the kernel.
 struct SpgemmRowWorkspace {
+  uint8_t* seen;
   uint64_t* bits;
   float* acc;
   int64_t* list;

@@ -5,15 +5,20 @@
 // fp32 and writes the row (sorted columns, values) to the part buffer; A and B
 // are read once. Two accumulators (chosen by the glue through the workspace,
 // sddmm_spgemm.h):
-//   dense: acc[n] plus an occupancy bitmap of n bits. The product loop is
-//     branch-free (whether a column is new is unpredictable: a branch there
-//     mispredicts about half the time): it sets the bit, selects acc[j] + v or
-//     v, and appends j to the row's column list in the workspace (advancing
-//     only when new).
-//     The row is then read off in column order by walking the bitmap words between them
-//     (ctz), clearing them, so the columns come out sorted without a sort;
-//     a row with few entries spread over a wide range sorts its short column
-//     list instead.
+//   dense: acc[n] (zero between rows) plus an occupancy flag of one byte per
+//     column. The product loop is branch-free (whether a column is new is
+//     unpredictable: a branch there mispredicts about half the time): it adds
+//     the product to acc[j], sets the flag and appends j to the row's column
+//     list in the workspace (advancing only when the flag was clear). A byte,
+//     not a bit, per column there: the columns of one row of B ascend, so with
+//     a bit each several consecutive products shared a 64-bit word and waited
+//     on each other's read-modify-write through store forwarding.
+//     The row is then read off in column order through a bitmap built from
+//     its column list (one read-modify-write per column of C, not per
+//     product), walking its words between the row's smallest and largest
+//     column (ctz) and clearing them, the flags and acc, so the columns come
+//     out sorted without a sort; a row with few entries spread over a wide
+//     range sorts its short column list instead.
 //   hash: open addressing with linear probing in a table of 2^s >= 2 * min(n,
 //     flops(i)) slots, cleared per row, so its cost follows the row's work
 //     rather than n (very wide C); its columns are sorted.
@@ -201,28 +206,20 @@ void csr_spgemm_symbolic(const CsrSpgemmPatternArgs<IA, IB>& a, const SpgemmWork
   }
 }
 
-// seen ? a : b, as a bit blend: a conditional move the compiler cannot turn
-// back into a branch.
-static inline float select_float(uint32_t seen, float a, float b) {
-  uint32_t ua, ub;
-  __builtin_memcpy(&ua, &a, 4);
-  __builtin_memcpy(&ub, &b, 4);
-  const uint32_t mask = 0u - seen;
-  const uint32_t r = (ua & mask) | (ub & ~mask);
-  float out;
-  __builtin_memcpy(&out, &r, 4);
-  return out;
-}
-
 // Row i of C with the dense accumulator into cols / vals (room for
 // min(n, flops(i)) entries); returns its entry count.
 template <typename T, typename IA, typename IB, typename IC>
 static inline int64_t dense_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws,
                                 int64_t i, IC* cols, T* vals) {
   const CsrSpgemmPatternArgs<IA, IB>& a = args.pattern;
-  uint64_t* bits = ws.bits;
-  float* acc = ws.acc;
-  int64_t* list = ws.list;
+  // local restrict copies: the stores below cannot change them, so they stay
+  // in registers (without, the loop reloaded pointers and spilled)
+  uint8_t* __restrict seen = ws.seen;
+  uint64_t* __restrict bits = ws.bits;
+  float* __restrict acc = ws.acc;
+  int64_t* __restrict list = ws.list;
+  const IB* __restrict b_cols = a.b_col_idx;
+  const T* __restrict b_vals = args.b_values;
   int64_t count = 0;
   const int64_t pa1 = int64_t(a.a_row_ptr[i + 1]);
   for (int64_t pa = int64_t(a.a_row_ptr[i]); pa < pa1; ++pa) {
@@ -230,14 +227,12 @@ static inline int64_t dense_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, co
     const float av = to_float(args.a_values[pa]);
     const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
     for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
-      const uint64_t j = uint64_t(a.b_col_idx[pb]);
-      const float v = av * to_float(args.b_values[pb]);
-      const uint64_t word = bits[j >> 6], bit = uint64_t(1) << (j & 63);
-      const uint32_t seen = uint32_t((word >> (j & 63)) & 1);
-      acc[j] = select_float(seen, acc[j] + v, v);
-      bits[j >> 6] = word | bit;
-      list[count] = int64_t(j);  // kept only when new: count advances then
-      count += 1 - seen;
+      const int64_t j = int64_t(b_cols[pb]);
+      const int64_t was = seen[j];
+      seen[j] = 1;
+      acc[j] += av * to_float(b_vals[pb]);
+      list[count] = j;  // kept only when new: count advances then
+      count += 1 - was;
     }
   }
   if (count == 0) return 0;
@@ -247,19 +242,21 @@ static inline int64_t dense_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, co
     lo = j < lo ? j : lo;
     hi = j > hi ? j : hi;
   }
-  // Reading the row off the bitmap costs a load per word of [lo, hi]; sorting
+  // Reading the row off a bitmap costs a load per word of [lo, hi]; sorting
   // the column list about count * log2(count) compares: take the cheaper.
   const int64_t first_word = int64_t(lo >> 6), last_word = int64_t(hi >> 6);
   if (2 * count * (floor_log2(uint64_t(count)) + 1) < last_word - first_word + 1) {
     sort_columns(list, count);
     for (int64_t q = 0; q < count; ++q) {
-      const uint64_t j = uint64_t(list[q]);
+      const int64_t j = list[q];
       cols[q] = IC(j);
       vals[q] = from_float<T>(acc[j]);
-      bits[j >> 6] = 0;
+      acc[j] = 0.f;
+      seen[j] = 0;
     }
     return count;
   }
+  for (int64_t q = 0; q < count; ++q) bits[uint64_t(list[q]) >> 6] |= uint64_t(1) << (uint64_t(list[q]) & 63);
   int64_t q = 0;
   for (int64_t w = first_word; w <= last_word; ++w) {
     uint64_t word = bits[w];
@@ -270,6 +267,8 @@ static inline int64_t dense_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, co
       word &= word - 1;
       cols[q] = IC(j);
       vals[q] = from_float<T>(acc[j]);
+      acc[j] = 0.f;
+      seen[j] = 0;
       ++q;
     } while (word != 0);
   }

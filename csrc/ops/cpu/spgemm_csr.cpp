@@ -25,7 +25,7 @@
 // sorted by column).
 //
 // Accumulator per parallel part: dense (fp32 array of n entries + occupancy
-// bitmap) when n <= 2^20 and n is at most 8x the part's products, else a
+// flags, a byte each, and bitmap) when n <= 2^20 and n is at most 8x the part's products, else a
 // per-row hash table sized by the row's products.
 // SPARSEKERNELS_SPGEMM_ACCUMULATOR=dense|hash forces one (read per call; for
 // tests and benchmarks).
@@ -116,16 +116,19 @@ struct SymbolicScratch {
 
 // Accumulator of one parallel part of the one-pass kernel (csr_spgemm_rows).
 struct RowScratch {
+  std::unique_ptr<uint8_t[]> seen;
   std::unique_ptr<uint64_t[]> bits;
   std::unique_ptr<float[]> acc, hash_vals;
   std::unique_ptr<int64_t[]> list, keys;
-  cpu::SpgemmRowWorkspace ws{nullptr, nullptr, nullptr, nullptr, nullptr, 0};
+  cpu::SpgemmRowWorkspace ws{nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0};
 
   RowScratch(Accumulator choice, int64_t n, const int64_t* flops, int64_t begin, int64_t end) {
     if (use_dense(choice, n, flops[end] - flops[begin])) {
-      bits.reset(new uint64_t[(n + 63) / 64]());  // all zero, as the kernel needs
-      acc.reset(new float[n]);
+      seen.reset(new uint8_t[n]());  // these three all zero, as the kernel needs
+      bits.reset(new uint64_t[(n + 63) / 64]());
+      acc.reset(new float[n]());
       list.reset(new int64_t[n + 1]);
+      ws.seen = seen.get();
       ws.bits = bits.get();
       ws.acc = acc.get();
       ws.list = list.get();
