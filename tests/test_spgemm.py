@@ -355,3 +355,26 @@ def test_csr_spgemm_repeated_calls_leave_no_state(isa, accumulator):
         np.testing.assert_array_equal(col_idx.numpy(), expected.indices)
         np.testing.assert_array_equal(row_ptr.numpy(), expected.indptr)
         assert_matches_reference(values, torch.from_numpy(expected.data), torch.float32)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+@pytest.mark.parametrize("width", [8, 5000])
+def test_csr_spgemm_non_finite_product_stays_in_its_row(isa, accumulator, bad, width):
+    """A non-finite product lands in its own entry only: the accumulator that summed it is clean for the
+    next rows that reach the same column (both read-offs: a narrow row range, and few entries spread over
+    a wide one, which sorts its column list)."""
+    n = width
+    cols = [0, 3, n - 1]
+    # B row 0 reaches columns 0, 3, n-1; B row 1 the same columns with finite values
+    b = (torch.tensor([0, 3, 6]), torch.tensor(cols + cols), torch.tensor([bad, 2.0, -1.0, 0.5, 0.25, 4.0]))
+    # A rows: 0 uses B row 0 (non-finite in column 0), rows 1 and 2 only B row 1, row 3 both
+    a = (torch.tensor([0, 1, 2, 3, 5]), torch.tensor([0, 1, 1, 0, 1]), torch.tensor([1.5, 2.0, -3.0, 1.0, 1.0]))
+    row_ptr, col_idx, values = spgemm(a, b, n)
+    assert row_ptr.tolist() == [0, 3, 6, 9, 12]
+    assert col_idx.tolist() == cols * 4
+    v = values.view(4, 3)
+    assert not v[0, 0].isfinite() and not v[3, 0].isfinite()
+    torch.testing.assert_close(v[1], torch.tensor([1.0, 0.5, 8.0]), rtol=0, atol=0)
+    torch.testing.assert_close(v[2], torch.tensor([-1.5, -0.75, -12.0]), rtol=0, atol=0)
+    torch.testing.assert_close(v[0, 1:], torch.tensor([3.0, -1.5]), rtol=0, atol=0)
+    torch.testing.assert_close(v[3, 1:], torch.tensor([2.25, 3.0]), rtol=0, atol=0)
