@@ -236,16 +236,23 @@ static inline int64_t dense_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, co
     }
   }
   if (count == 0) return 0;
-  uint64_t lo = uint64_t(list[0]), hi = lo;  // smallest and largest column of the row
-  for (int64_t q = 1; q < count; ++q) {
-    const uint64_t j = uint64_t(list[q]);
-    lo = j < lo ? j : lo;
-    hi = j > hi ? j : hi;
+  // Reading the row off a bitmap costs a load per word of the columns it
+  // spans; sorting the column list about count * log2(count) compares: take
+  // the cheaper. The span is all of [0, n) unless that many words cost more
+  // than the sort, and only then is the row's own [lo, hi] looked up.
+  const int64_t sort_cost = 2 * count * (floor_log2(uint64_t(count)) + 1);
+  int64_t first_word = 0, last_word = (a.n - 1) >> 6;
+  if (sort_cost < last_word + 1) {
+    uint64_t lo = uint64_t(list[0]), hi = lo;  // smallest and largest column of the row
+    for (int64_t q = 1; q < count; ++q) {
+      const uint64_t j = uint64_t(list[q]);
+      lo = j < lo ? j : lo;
+      hi = j > hi ? j : hi;
+    }
+    first_word = int64_t(lo >> 6);
+    last_word = int64_t(hi >> 6);
   }
-  // Reading the row off a bitmap costs a load per word of [lo, hi]; sorting
-  // the column list about count * log2(count) compares: take the cheaper.
-  const int64_t first_word = int64_t(lo >> 6), last_word = int64_t(hi >> 6);
-  if (2 * count * (floor_log2(uint64_t(count)) + 1) < last_word - first_word + 1) {
+  if (sort_cost < last_word - first_word + 1) {
     sort_columns(list, count);
     for (int64_t q = 0; q < count; ++q) {
       const int64_t j = list[q];
