@@ -282,6 +282,49 @@ static inline int64_t dense_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, co
   return q;
 }
 
+// Row i of C with the dense accumulator straight through the bitmap, for a B
+// whose rows hold fewer than one entry per 64 columns on average (consecutive
+// products of a B row then seldom share a bitmap word, so their
+// read-modify-writes seldom wait on each other) and a row with at least half
+// as many products as n has words (reading all the words off is then cheap):
+// per product one add into acc and one bit set, no flags, no column list.
+template <typename T, typename IA, typename IB, typename IC>
+static inline int64_t dense_row_direct(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws,
+                                       int64_t i, IC* cols, T* vals) {
+  const CsrSpgemmPatternArgs<IA, IB>& a = args.pattern;
+  uint64_t* __restrict bits = ws.bits;
+  float* __restrict acc = ws.acc;
+  const IB* __restrict b_cols = a.b_col_idx;
+  const T* __restrict b_vals = args.b_values;
+  const int64_t pa1 = int64_t(a.a_row_ptr[i + 1]);
+  for (int64_t pa = int64_t(a.a_row_ptr[i]); pa < pa1; ++pa) {
+    const int64_t c = int64_t(a.a_col_idx[pa]);
+    const float av = to_float(args.a_values[pa]);
+    const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
+    for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
+      const uint64_t j = uint64_t(b_cols[pb]);
+      acc[j] += av * to_float(b_vals[pb]);
+      bits[j >> 6] |= uint64_t(1) << (j & 63);
+    }
+  }
+  int64_t q = 0;
+  const int64_t words = (a.n + 63) >> 6;
+  for (int64_t w = 0; w < words; ++w) {
+    uint64_t word = bits[w];
+    if (word == 0) continue;
+    bits[w] = 0;
+    do {
+      const int64_t j = (w << 6) + __builtin_ctzll(word);
+      word &= word - 1;
+      cols[q] = IC(j);
+      vals[q] = from_float<T>(acc[j]);
+      acc[j] = 0.f;
+      ++q;
+    } while (word != 0);
+  }
+  return q;
+}
+
 // Row i of C with the hash accumulator into cols / vals; returns its entry count.
 template <typename T, typename IA, typename IB, typename IC>
 static inline int64_t hash_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws,
@@ -331,6 +374,10 @@ template <typename T, typename IA, typename IB, typename IC>
 void csr_spgemm_rows(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws, int64_t begin,
                      int64_t end, int64_t* next_row, int64_t* used) {
   const int64_t n = args.pattern.n;
+  // B's rows average fewer than one entry per 64 columns (dense_row_direct)
+  const bool sparse_b_rows =
+      64.0 * double(args.pattern.b_row_ptr[args.pattern.k]) < double(args.pattern.k) * double(n);
+  const int64_t words = (n + 63) >> 6;
   int64_t u = *used;
   int64_t i = begin;
   for (; i < end; ++i) {
@@ -341,8 +388,13 @@ void csr_spgemm_rows(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmR
     }
     const int64_t most = args.c_ptr != nullptr ? args.c_ptr[i + 1] - args.c_ptr[i] : (f < n ? f : n);
     if (most > args.capacity - u) break;
-    const int64_t count = ws.bits != nullptr ? dense_row(args, ws, i, args.cols + u, args.vals + u)
-                                             : hash_row(args, ws, i, args.cols + u, args.vals + u);
+    int64_t count;
+    if (ws.bits == nullptr)
+      count = hash_row(args, ws, i, args.cols + u, args.vals + u);
+    else if (sparse_b_rows && words <= 2 * f)
+      count = dense_row_direct(args, ws, i, args.cols + u, args.vals + u);
+    else
+      count = dense_row(args, ws, i, args.cols + u, args.vals + u);
     args.row_nnz[i] = count;
     u += count;
   }
