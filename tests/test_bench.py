@@ -521,3 +521,35 @@ def test_targets_suite_lists_the_issue_rows():
     scaling = [c for c in cases if c.op == "scaling"]
     assert len(scaling) >= 3 and all(need(c.label, "threads:2") == 1.7 and need(c.label, "threads:16") == 10.0
                                      for c in scaling)
+
+
+def test_cpu_rotation_count():
+    from sparsekernels.bench import timing
+
+    llc = 32 * 2**20
+    assert timing.cpu_copies_needed(22 * 2**20, llc) == 3  # 3 x 22 MiB > 2 x 32 MiB
+    assert timing.cpu_copies_needed(64 * 2**20, llc) == 2
+    assert timing.cpu_copies_needed(65 * 2**20, llc) == 1  # one copy alone exceeds it
+    assert timing.cpu_copies_needed(1, llc) == timing.CPU_MAX_COPIES
+    assert timing.llc_bytes() > 0
+
+
+def test_cpu_spmm_rows_rotate_operand_copies(tiny, monkeypatch):
+    """On the CPU the SpMM rows time ours and every baseline over operand copies that together exceed the
+    last-level cache: consecutive timed calls see different copies."""
+    monkeypatch.setattr(runner.timing, "llc_bytes", lambda: 2**20)  # the tiny operands need several copies
+    seen = []
+    real = runner.ours_spmm
+
+    def recording(a, b):
+        seen.append(id(b))
+        return real(a, b)
+
+    monkeypatch.setattr(runner, "ours_spmm", recording)
+    row = runner.run_case(Case(64, 96, 8, "bitmap", 0.5), "cpu", FAKE_CEILINGS)
+    assert report.check(row) == "ok"
+    want = runner.timing.cpu_copies_needed(row["format_bytes"] + 96 * 8 * 4, 2**20)
+    assert row["copies"] == want > 1
+    assert len(set(seen)) == want, "the timed calls did not cycle through the copies"
+    for name, b in row["baselines"].items():
+        assert b.get("copies", 1) > 1 or "error" in b, name

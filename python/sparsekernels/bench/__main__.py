@@ -103,7 +103,9 @@ def main(argv=None) -> int:
         "sparsekernels": sk.build_info(), "commit": _commit(), "python": sys.version.split()[0],
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "timing": (f"CPU: torch.utils.benchmark adaptive_autorange median, {args.min_time}-{args.max_time} s per "
-                   f"measurement, {torch.get_num_threads()} threads unless the row says otherwise"
+                   f"measurement, {torch.get_num_threads()} threads unless the row says otherwise; SpMM rows "
+                   f"rotated over operand copies exceeding {timing.CPU_LLC_FACTOR}x the last-level cache "
+                   f"({timing.llc_bytes() / 2**20:.0f} MiB)"
                    if args.device == "cpu" else
                    f"CUDA events, median of >= 50 calls after warm-up, inputs rotated over copies exceeding "
                    f"{timing.L2_FACTOR}x L2 ({timing.l2_bytes() / 2**20:.0f} MiB)"),

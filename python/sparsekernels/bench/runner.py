@@ -3,8 +3,9 @@
 Ours and every baseline are built by a *factory* ``make(*operands) -> (fn, nbytes)``: fn is a zero-argument
 callable computing the product, nbytes the bytes it reads (its own operand representation + the dense input).
 On CUDA the factory is called again on cloned operands until the copies together exceed 2x L2
-(timing.copies_needed) and the timed calls cycle through them; on the CPU one copy is timed with
-torch.utils.benchmark. A baseline that cannot be built or fails maps to {"error": ...} in the row.
+(timing.copies_needed) and the timed calls cycle through them; on the CPU (torch.utils.benchmark) SpMM rows do
+the same until the copies exceed 2x the last-level cache (timing.cpu_copies_needed; one copy when it alone
+does), the other rows time one copy. A baseline that cannot be built or fails maps to {"error": ...} in the row.
 """
 
 from __future__ import annotations
@@ -57,9 +58,11 @@ def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     return ((out.double().cpu() - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
 
 
-def _measure(device: str, make: Callable, operands: tuple, check: Callable) -> dict:
-    """Build fn on operands, check its output (check(out) -> dict with at least 'err'), then time it (on CUDA
-    over rotated copies of the operands). Returns {'t_us', 'err', ..., 'copies'} or {'error'}."""
+def _measure(device: str, make: Callable, operands: tuple, check: Callable, rotate_cpu: bool = False) -> dict:
+    """Build fn on operands, check its output (check(out) -> dict with at least 'err'), then time it (on CUDA,
+    and on the CPU with rotate_cpu, over rotated copies of the operands). Returns {'t_us', 'err', ...,
+    'copies'} or {'error'}."""
+    global _MEMO_OFF
     try:
         fn, nbytes = make(*operands)
         res = check(fn())
@@ -67,6 +70,15 @@ def _measure(device: str, make: Callable, operands: tuple, check: Callable) -> d
             n = timing.copies_needed(nbytes)
             fns = [fn] + [make(*(x.clone() for x in operands))[0] for _ in range(n - 1)]
             t = timing.time_cuda(fns)
+            res["copies"] = n
+            del fns
+        elif rotate_cpu and (n := timing.cpu_copies_needed(nbytes)) > 1:
+            _MEMO_OFF += 1  # the copies' conversions are not kept: they would evict the shared ones
+            try:
+                fns = [fn] + [make(*(x.clone() for x in operands))[0] for _ in range(n - 1)]
+            finally:
+                _MEMO_OFF -= 1
+            t = timing.time_cpu(fns)
             res["copies"] = n
             del fns
         else:
@@ -251,6 +263,7 @@ class _Prepared:
     baselines: dict = field(default_factory=dict)
     base_operands: tuple = ()
     base_check: Callable | None = None
+    rotate_cpu: bool = False  # time over operand copies exceeding the CPU's last-level cache (SpMM rows)
 
 
 # pruned random weights of the last cases (the same weight serves several N / dtypes / formats of a suite):
@@ -278,10 +291,11 @@ def _random_weight(case, g: torch.Generator) -> torch.Tensor:
 # (tag, id(source)) -> (source, value); a hit needs the very same source object (kept alive by the entry)
 _MEMO: dict = {}
 _MEMO_SIZE = 12
+_MEMO_OFF = 0  # > 0 while rotated copies are built (their conversions are used once)
 
 
 def _memo(tag, src: torch.Tensor, fn: Callable):
-    if src.device.type != "cpu":  # CUDA rotations clone operands on purpose: never share their conversions
+    if src.device.type != "cpu" or _MEMO_OFF:  # rotations clone operands on purpose: never share their conversions
         return fn()
     key = (tag, id(src))
     hit = _MEMO.get(key)
@@ -336,14 +350,15 @@ def _prepare_spmm(case: Case, device: str, seed: int = 0) -> _Prepared | dict:
 
     moved = a.format_nbytes + _nb(b) + case.m * case.n * b.element_size()
     return _Prepared(row, ours, (a, b), check, moved, 2 * nnz_true * case.n,
-                     _select(_spmm_baselines(case, device), case.baselines, "torch_dense"), (w, b), check)
+                     _select(_spmm_baselines(case, device), case.baselines, "torch_dense"), (w, b), check,
+                     rotate_cpu=True)
 
 
 def _run_prepared(p: _Prepared, device: str, ceilings: dict) -> dict:
     row = p.row
-    row.update(_measure(device, p.ours, p.operands, p.check))
+    row.update(_measure(device, p.ours, p.operands, p.check, p.rotate_cpu))
     _metrics(row, ceilings, p.moved, p.flops)
-    results = {name: _measure(device, make, p.base_operands, p.base_check or p.check)
+    results = {name: _measure(device, make, p.base_operands, p.base_check or p.check, p.rotate_cpu)
                for name, make in p.baselines.items()}
     _finish_baselines(row, results)
     return row
@@ -482,7 +497,7 @@ def run_scaling(case: ThreadScalingCase, device: str, ceilings: dict, seed: int 
     times, errs = {}, []
     for t in scaling_threads(ALL_THREADS):
         with _num_threads(device, t):
-            res = _measure(device, p.ours, p.operands, p.check)
+            res = _measure(device, p.ours, p.operands, p.check, p.rotate_cpu)
         if "error" in res:
             row["error"] = f"{t} threads: {res['error']}"
             return row

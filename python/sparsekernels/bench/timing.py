@@ -1,8 +1,9 @@
-"""Timing: medians after warm-up. CPU via torch.utils.benchmark, CUDA via CUDA events with
-inputs rotated so the working set exceeds L2."""
+"""Timing: medians after warm-up. CPU via torch.utils.benchmark, CUDA via CUDA events, with inputs rotated
+so the working set exceeds the last-level cache (CPU, SpMM rows) or L2 (CUDA)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from typing import Callable
@@ -19,11 +20,61 @@ MAX_COPIES = 256
 DEFAULT_L2_BYTES = 50 * 2**20  # H100's L2 where the device does not say
 
 
-def time_cpu(fn: Callable[[], object], min_run_time: float | None = None, max_run_time: float | None = None) -> float:
+# CPU: operands smaller than this many times the last-level cache are timed over rotated copies that together
+# exceed it, so that no call finds its inputs left in the cache by the previous one (an LLM's decode reads each
+# layer's weights once per token; a 4096 x 4096 format of 20 MB would otherwise stay in a 32 MB L3 between calls
+# while the 64 MB dense weight does not).
+CPU_LLC_FACTOR = 2
+DEFAULT_LLC_BYTES = 32 * 2**20
+# at most this many copies on the CPU (building each costs a clone and a baseline's conversion): operands of at
+# least 2 MiB still exceed 2 x a 32 MiB cache together
+CPU_MAX_COPIES = 32
+
+
+def llc_bytes() -> int:
+    """Size of this CPU's last-level cache (the highest cache level sysfs lists for cpu0), else
+    DEFAULT_LLC_BYTES."""
+    import glob
+    import os
+
+    best = (0, 0)
+    for d in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
+        try:
+            with open(os.path.join(d, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(d, "size")) as f:
+                text = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        mult = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:].upper(), 1)
+        digits = text[:-1] if mult != 1 else text
+        if digits.isdigit():
+            best = max(best, (level, int(digits) * mult))
+    return best[1] or DEFAULT_LLC_BYTES
+
+
+def cpu_copies_needed(bytes_per_copy: int, llc: int | None = None) -> int:
+    """How many operand copies to rotate on the CPU: 1 when one copy already exceeds CPU_LLC_FACTOR x the
+    last-level cache, else enough to exceed it together (at most CPU_MAX_COPIES)."""
+    limit = CPU_LLC_FACTOR * (llc_bytes() if llc is None else llc)
+    if int(bytes_per_copy) > limit:
+        return 1
+    return min(CPU_MAX_COPIES, math.floor(limit / max(int(bytes_per_copy), 1)) + 1)
+
+
+def time_cpu(fn: Callable[[], object] | list[Callable[[], object]], min_run_time: float | None = None,
+             max_run_time: float | None = None) -> float:
     """Median seconds per call of fn on the CPU (torch.utils.benchmark, thread count as set in torch): blocks
-    of calls until the median is stable to 10 % or max_run_time is spent."""
+    of calls until the median is stable to 10 % or max_run_time is spent. A list of equivalent calls on
+    different operand copies is cycled, one call per timed call."""
     min_run_time = CPU_MIN_RUN_TIME if min_run_time is None else min_run_time
     max_run_time = CPU_MAX_RUN_TIME if max_run_time is None else max_run_time
+    if isinstance(fn, list):
+        fns = fn
+        for f in fns[1:]:
+            f()  # warm-up of every copy
+        nxt = itertools.cycle(fns).__next__
+        fn = lambda: nxt()()  # noqa: E731
     fn()  # warm-up (and lazy initialisation)
     timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     return timer.adaptive_autorange(min_run_time=min_run_time, max_run_time=max(max_run_time, min_run_time)).median
