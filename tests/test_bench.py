@@ -78,6 +78,25 @@ def test_end_to_end_writes_everything(tiny_run):
     meta = json.loads((tiny_run / "meta.json").read_text())
     assert meta["ceilings"]["copy_GBps"] > 0 and meta["threads"] >= 1
     assert meta["wall_s"] > 0 and "load1_start" in meta and "load1_end" in meta and "load average" in md
+    assert not (tiny_run / "results.partial.jsonl").exists()  # removed once the outputs are written
+
+
+def test_a_run_stopped_early_leaves_its_finished_rows(tiny, tmp_path, monkeypatch):
+    """A run killed partway (a time limit) leaves the rows it finished in results.partial.jsonl."""
+    real, calls = runner.run_case, []
+
+    def stop_at_third(case, device, ceilings):
+        calls.append(case)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(case, device, ceilings)
+
+    monkeypatch.setattr(runner, "run_case", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        bench_main.main(["--suite", "tiny", "--out", str(tmp_path), "--no-plots", *FAST])
+    done = [json.loads(line) for line in (tmp_path / "results.partial.jsonl").read_text().splitlines()]
+    assert [r["case"] for r in done] == [c.label for c in _tiny_spmm("cpu")[:2]]
+    assert all(r["t_us"] > 0 for r in done)
 
 
 def test_compare_flags_regression(tiny, tiny_run, tmp_path):

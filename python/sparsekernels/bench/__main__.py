@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -112,6 +113,12 @@ def main(argv=None) -> int:
         "notes": notes,
     }
     rows = []
+    # every finished row is also appended here at once, so that a run stopped early (a time limit on the GPU
+    # machine) leaves what it measured; removed when the run writes its outputs
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / "results.partial.jsonl"
+    partial.write_text("")
     meta["load1_start"] = _load()
     t_start = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -119,6 +126,7 @@ def main(argv=None) -> int:
         task = progress.add_task("measuring ceilings", total=len(plan) + 1)
         meta["ceilings"] = timing.measure_ceilings(args.device)
         progress.advance(task)
+        n_done = 0
         for suite, case in plan:
             progress.update(task, description=f"[{suite}] {case.label}")
             if hasattr(case, "rows"):  # a whole-model suite: its rows come finished
@@ -134,6 +142,10 @@ def main(argv=None) -> int:
                 # wall time of the whole row (inputs, reference, every measurement) and the 1-minute load
                 # average when it started: a loaded machine is the usual reason for odd numbers
                 rows.append({"suite": suite, **row, "wall_s": round(time.perf_counter() - t0, 2), "load1": load})
+            with open(partial, "a") as f:
+                for r in rows[n_done:]:
+                    f.write(json.dumps(r, default=str) + "\n")
+            n_done = len(rows)
             progress.advance(task)
     meta["load1_end"] = _load()
     meta["wall_s"] = round(time.perf_counter() - t_start, 1)
@@ -141,8 +153,6 @@ def main(argv=None) -> int:
         summary = compare.annotate(rows, *old)
         meta["compare"] = {"old": str(args.compare), "old_commit": old[1].get("commit", "?"),
                            "threshold": compare.THRESHOLD, **summary}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
     if not args.no_plots and rows:
         from sparsekernels.bench import plots
@@ -153,6 +163,7 @@ def main(argv=None) -> int:
             notes.append(f"plot failed: {e}")
     report.print_table(rows, meta)
     report.write_outputs(out, rows, meta, written)
+    partial.unlink(missing_ok=True)
     print(f"wrote {out}/results.jsonl, {out}/report.md, {out}/meta.json"
           + "".join(f", {Path(w).name}" for w in written))
     if any(r.get("targets") for r in rows):
