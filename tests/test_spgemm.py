@@ -378,3 +378,22 @@ def test_csr_spgemm_non_finite_product_stays_in_its_row(isa, accumulator, bad, w
     torch.testing.assert_close(v[2], torch.tensor([-1.5, -0.75, -12.0]), rtol=0, atol=0)
     torch.testing.assert_close(v[0, 1:], torch.tensor([3.0, -1.5]), rtol=0, atol=0)
     torch.testing.assert_close(v[3, 1:], torch.tensor([2.25, 3.0]), rtol=0, atol=0)
+
+
+def test_csr_spgemm_accumulator_reused_across_calls_stays_clean(isa, accumulator):
+    """The accumulators are kept per thread between calls: a call whose products were non-finite, on a wider
+    n, leaves nothing behind for the next, narrower one (and the other way round)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: every call below runs on the same thread's arrays
+    try:
+        b_bad = (torch.tensor([0, 3]), torch.tensor([0, 40, 4999]), torch.tensor([float("nan"), float("inf"), 1.0]))
+        a1 = (torch.tensor([0, 1]), torch.tensor([0]), torch.tensor([2.0]))
+        c = spgemm(a1, b_bad, 5000)
+        assert c[1].tolist() == [0, 40, 4999] and c[2][0].isnan() and c[2][1].isinf()
+        for n in (64, 5000):
+            b = (torch.tensor([0, 3]), torch.tensor([0, 40, 63]), torch.tensor([1.0, 2.0, 3.0]))
+            row_ptr, col_idx, values = spgemm(a1, b, n)
+            assert col_idx.tolist() == [0, 40, 63]
+            torch.testing.assert_close(values, torch.tensor([2.0, 4.0, 6.0]), rtol=0, atol=0)
+    finally:
+        torch.set_num_threads(threads)

@@ -114,31 +114,60 @@ struct SymbolicScratch {
   }
 };
 
-// Accumulator of one parallel part of the one-pass kernel (csr_spgemm_rows).
-struct RowScratch {
+// The accumulators of the one-pass kernel (csr_spgemm_rows), one per thread and
+// kept between calls, so that a call allocates nothing but its output: the
+// dense one's flags, bitmap and acc are zero when allocated and the kernel
+// leaves them zero (every row it starts it finishes and clears); its list and
+// the hash table's arrays may hold anything. They grow to the widest n / the
+// largest table a thread has needed (at n = 2^20, the dense accumulator's
+// limit, 13 MiB).
+struct ThreadAccumulators {
   std::unique_ptr<uint8_t[]> seen;
   std::unique_ptr<uint64_t[]> bits;
   std::unique_ptr<float[]> acc, hash_vals;
   std::unique_ptr<int64_t[]> list, keys;
+  int64_t dense_n = 0, hash_slots = 0;
+
+  void reserve_dense(int64_t n) {
+    if (n <= dense_n) return;
+    seen.reset(new uint8_t[n]());
+    bits.reset(new uint64_t[(n + 63) / 64]());
+    acc.reset(new float[n]());
+    list.reset(new int64_t[n + 1]);
+    dense_n = n;
+  }
+  void reserve_hash(int64_t slots) {
+    if (slots <= hash_slots) return;
+    keys.reset(new int64_t[slots]);
+    hash_vals.reset(new float[slots]);
+    hash_slots = slots;
+  }
+};
+
+ThreadAccumulators& thread_accumulators() {
+  static thread_local ThreadAccumulators t;
+  return t;
+}
+
+// The accumulator of one parallel part (rows [begin, end)), on the calling
+// thread's arrays: a part must be finished before its thread starts another.
+struct RowScratch {
   cpu::SpgemmRowWorkspace ws{nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0};
 
   RowScratch(Accumulator choice, int64_t n, const int64_t* flops, int64_t begin, int64_t end) {
+    ThreadAccumulators& t = thread_accumulators();
     if (use_dense(choice, n, flops[end] - flops[begin])) {
-      seen.reset(new uint8_t[n]());  // these three all zero, as the kernel needs
-      bits.reset(new uint64_t[(n + 63) / 64]());
-      acc.reset(new float[n]());
-      list.reset(new int64_t[n + 1]);
-      ws.seen = seen.get();
-      ws.bits = bits.get();
-      ws.acc = acc.get();
-      ws.list = list.get();
+      t.reserve_dense(n);
+      ws.seen = t.seen.get();
+      ws.bits = t.bits.get();
+      ws.acc = t.acc.get();
+      ws.list = t.list.get();
       return;
     }
     ws.hash_capacity = hash_capacity(n, flops, begin, end);
-    keys.reset(new int64_t[ws.hash_capacity]);
-    hash_vals.reset(new float[ws.hash_capacity]);
-    ws.keys = keys.get();
-    ws.vals = hash_vals.get();
+    t.reserve_hash(ws.hash_capacity);
+    ws.keys = t.keys.get();
+    ws.vals = t.hash_vals.get();
   }
 };
 
