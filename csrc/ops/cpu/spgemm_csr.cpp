@@ -64,8 +64,10 @@ constexpr int64_t kDenseAccumulatorMaxCols = int64_t(1) << 20;
 constexpr int64_t kMaxBoundBytes = int64_t(1) << 31;
 // Row parts: at least kMinPartFlops products each (~1 ms: below that a
 // second thread rarely pays for its wake-up on a loaded machine), up to
-// kPartsPerThread per thread; the row flops pass runs in parallel from
-// kParallelFlopsMinNnz entries of A.
+// kPartsPerThread per thread (one part on one thread: there is nothing to
+// balance, and every part after the first is moved down to its place after
+// the pass); the row flops pass runs in parallel from kParallelFlopsMinNnz
+// entries of A.
 constexpr int64_t kMinPartFlops = int64_t(1) << 18;
 constexpr int64_t kPartsPerThread = 4;
 constexpr int64_t kParallelFlopsMinNnz = int64_t(1) << 20;
@@ -279,7 +281,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_spgemm_cpu(const at::Tensor& 
         // parts per thread, taken dynamically (below): a thread that shares its
         // core with another process does less of the work.
         const std::vector<int64_t> bounds =
-            m > 0 ? split_rows_by_cost(m, kMinPartFlops, [&](int64_t i) { return fl[i] + i; }, kPartsPerThread)
+            m > 0 ? split_rows_by_cost(m, kMinPartFlops, [&](int64_t i) { return fl[i] + i; },
+                                       at::get_num_threads() > 1 ? kPartsPerThread : 1)
                   : std::vector<int64_t>{0, 0};
         // Distinct columns of each row of C: rows [0, i) hold c_ptr[i] entries.
         auto count_rows = [&](int64_t* c_ptr) {
