@@ -117,6 +117,20 @@ class SparseFormatTensor(torch.Tensor):
     def _repr_meta(self) -> dict:
         return {}
 
+    # ---- the @ operator -----------------------------------------------------------
+    # torch.Tensor.__matmul__ / __rmatmul__ turn any TypeError raised inside into NotImplemented, so Python
+    # reported a dtype mismatch (or any TypeError of the ops) as a bare "unsupported operand type(s) for @".
+    # These call torch.matmul directly, so the op's own message (naming the argument) reaches the user.
+    def __matmul__(self, other):
+        if not isinstance(other, torch.Tensor):
+            return NotImplemented
+        return torch.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        if not isinstance(other, torch.Tensor):
+            return NotImplemented
+        return torch.matmul(other, self)
+
     # ---- SpMM entry --------------------------------------------------------------
     def _matmul_dense(self, b: torch.Tensor) -> torch.Tensor:
         """self @ b for a dense 2-D b."""
