@@ -50,3 +50,15 @@ def test_matmul_operator_with_corrupt_index_dtype_names_the_argument():
     bad = sk.CSRTensor(a._mk, (a.row_ptr.float(), a.col_idx, a.values))
     with pytest.raises(TypeError, match="row_ptr"):
         bad @ random_dense(w.shape[1], 2)
+# ---- addmm -------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_addmm_beta_zero_ignores_input(fmt):
+    """torch.addmm with beta=0 ignores `input` (NaN/inf in it are not propagated); the format tensors multiplied it
+    by 0 and returned NaN."""
+    w, a = make(fmt)
+    x = random_dense(w.shape[1], 4)
+    nan_input = torch.full((w.shape[0], 4), float("nan"))
+    out = torch.addmm(nan_input, a, x, beta=0, alpha=2)
+    torch.testing.assert_close(out, 2 * (w @ x), rtol=1e-5, atol=1e-5)
+    out = torch.addmm(torch.ones(4), a, x, beta=0.5)
+    torch.testing.assert_close(out, w @ x + 0.5, rtol=1e-5, atol=1e-5)

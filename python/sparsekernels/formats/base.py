@@ -223,6 +223,8 @@ def _handle_addmm(func, args, kwargs):
     out = _mm(a, b)
     if alpha != 1:
         out = out * alpha
+    if beta == 0:  # torch.addmm ignores `input` when beta == 0 (NaN / inf in it are not propagated)
+        return out.expand(torch.broadcast_shapes(bias.shape, out.shape)).contiguous()
     return out + (bias if beta == 1 else bias * beta)
 
 
