@@ -14,10 +14,10 @@ from conftest import random_dense
 FORMATS = ["csr", "bsr", "bitmap", "sparse24"]
 
 
-def make(fmt, m=7, k=33, dtype=torch.float32, seed=0):
+def make(fmt, m=7, k=33, dtype=torch.float32, seed=0, sparsity=0.6):
     """A small odd-shaped pruned matrix and its format tensor (BSR blocks 4 x 8: partial edge blocks)."""
     w = random_dense(m, k, seed=seed)
-    w = sk.prune_n_m(w, 2, 4) if fmt == "sparse24" else sk.prune_magnitude(w, 0.6)
+    w = sk.prune_n_m(w, 2, 4) if fmt == "sparse24" else sk.prune_magnitude(w, sparsity)
     w = w.to(dtype)
     pack = {"csr": sk.to_csr, "bitmap": sk.to_bitmap, "sparse24": sk.to_sparse24,
             "bsr": lambda x: sk.to_bsr(x, (4, 8))}[fmt]
@@ -62,3 +62,68 @@ def test_addmm_beta_zero_ignores_input(fmt):
     torch.testing.assert_close(out, 2 * (w @ x), rtol=1e-5, atol=1e-5)
     out = torch.addmm(torch.ones(4), a, x, beta=0.5)
     torch.testing.assert_close(out, w @ x + 0.5, rtol=1e-5, atol=1e-5)
+
+
+# ---- state_dict / torch.save of models holding format tensors ------------------------------------------------------
+class Block(nn.Module):
+    """The README's pattern: a format tensor as the weight of an nn.Linear."""
+
+    def __init__(self, fmt, seed):
+        super().__init__()
+        w, a = make(fmt, seed=seed, sparsity=0.3 + 0.1 * seed)
+        self.proj = nn.Linear(w.shape[1], w.shape[0])
+        self.proj.weight = nn.Parameter(a, requires_grad=False)
+
+    def forward(self, h):
+        return self.proj(h)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_load_state_dict_into_format_weight(fmt):
+    """load_state_dict copies each parameter with copy_, which the format tensors did not support: the README's
+    model could not load its own state_dict. Another pattern (another nnz) must load too."""
+    src, dst = Block(fmt, seed=1), Block(fmt, seed=2)
+    assert src.proj.weight.format_nbytes != dst.proj.weight.format_nbytes or fmt in ("bsr", "sparse24")
+    dst.load_state_dict(src.state_dict())
+    assert type(dst.proj.weight) is type(src.proj.weight)
+    assert torch.equal(dst.proj.weight.to_dense(), src.proj.weight.to_dense())
+    h = random_dense(3, src.proj.in_features)
+    torch.testing.assert_close(dst(h), src(h))
+    # a copy, not an alias of the source's arrays
+    assert all(t.data_ptr() != u.data_ptr() for t, u in zip(dst.proj.weight._inner(), src.proj.weight._inner()))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_load_state_dict_between_dense_and_format_weight(fmt):
+    """A sparse model's state_dict loads into the dense model (the dense weight), and a dense state_dict into a
+    model holding a format tensor (packed into that format, keeping its block size)."""
+    sparse = Block(fmt, seed=1)
+    dense = nn.Linear(sparse.proj.in_features, sparse.proj.out_features)
+    dense.load_state_dict(sparse.proj.state_dict())
+    assert torch.equal(dense.weight.detach(), sparse.proj.weight.to_dense())
+
+    other = Block(fmt, seed=3)
+    other.proj.load_state_dict(dense.state_dict())
+    assert type(other.proj.weight) is type(sparse.proj.weight)
+    if fmt == "bsr":
+        assert other.proj.weight.blocksize == (4, 8)
+    assert torch.equal(other.proj.weight.to_dense(), dense.weight.detach())
+    if fmt == "sparse24":  # a dense weight that is not 2:4 cannot become one
+        bad = {"weight": random_dense(*dense.weight.shape), "bias": dense.bias.detach()}
+        with pytest.raises(RuntimeError, match="not 2:4"):
+            other.proj.load_state_dict(bad)
+
+
+def test_copy_into_format_tensor_checks_shape():
+    w, a = make("csr")
+    with pytest.raises(RuntimeError, match="shape"):
+        a.copy_(random_dense(w.shape[0] + 1, w.shape[1]))
+
+
+def test_copy_into_transposed_format_tensor():
+    w, a = make("bitmap")
+    at = a.t()
+    at.copy_(make("bitmap", seed=5)[1].t())
+    assert torch.equal(at.to_dense(), make("bitmap", seed=5)[0].t())
+    at.copy_(make("csr", seed=6)[1].t())  # another format: repacked
+    assert at.transposed and torch.equal(at.to_dense(), make("csr", seed=6)[0].t())

@@ -280,6 +280,36 @@ def _handle_to_copy(func, args, kwargs):
     return a._with(tensors)
 
 
+def _handle_copy(func, args, kwargs):
+    """copy_ (what load_state_dict uses): a dense destination gets the dense matrix; a format destination takes
+    the source's arrays (same format, orientation and block size: copied, another nnz allowed) or the source
+    repacked into its own format, orientation and block size. The values take the destination's dtype and
+    device, as copy_ does."""
+    dst, src = args[:2]
+    if not _is_fmt(dst):
+        return dst.copy_(src.to_dense())
+    if not isinstance(src, torch.Tensor) or tuple(src.shape) != tuple(dst.shape):
+        raise RuntimeError(
+            f"{type(dst).__name__}.copy_: the source must be a tensor of the same shape {tuple(dst.shape)}, got "
+            f"{tuple(src.shape) if isinstance(src, torch.Tensor) else type(src).__name__}"
+        )
+    if (type(src) is type(dst) and src.transposed == dst.transposed and src._mk == dst._mk
+            and src._values_tensor().shape[1:] == dst._values_tensor().shape[1:]):
+        tensors = [t.detach().to(device=dst.device, copy=True) for t in src._inner()]
+    else:  # another format, orientation or block size: repack the dense matrix
+        from sparsekernels.formats import to_bitmap, to_bsr, to_csr, to_sparse24
+
+        logical = (src.to_dense() if _is_fmt(src) else src).detach()
+        stored = (logical.t() if dst.transposed else logical).to(dtype=dst.dtype, device="cpu")
+        pack = {"csr": to_csr, "bitmap": to_bitmap, "sparse24": to_sparse24,
+                "bsr": lambda d: to_bsr(d, tuple(dst._values_tensor().shape[1:]))}[dst.FORMAT]
+        tensors = [t.to(device=dst.device) for t in pack(stored)._inner()]
+    tensors[-1] = tensors[-1].to(dst.dtype)
+    for name, t in zip(dst.INNER, tensors):
+        setattr(dst, name, t)
+    return dst
+
+
 _HANDLERS = {
     torch.ops.sparse.spmm.default: _handle_spmm,
     aten.mm.default: _handle_mm,
@@ -292,4 +322,5 @@ _HANDLERS = {
     aten.alias.default: _handle_detach,
     aten.clone.default: _handle_clone,
     aten._to_copy.default: _handle_to_copy,
+    aten.copy_.default: _handle_copy,
 }
