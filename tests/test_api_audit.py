@@ -127,3 +127,23 @@ def test_copy_into_transposed_format_tensor():
     assert torch.equal(at.to_dense(), make("bitmap", seed=5)[0].t())
     at.copy_(make("csr", seed=6)[1].t())  # another format: repacked
     assert at.transposed and torch.equal(at.to_dense(), make("csr", seed=6)[0].t())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_torch_load_default_weights_only(fmt):
+    """torch.load defaults to weights_only=True (torch >= 2.6); format tensors (and the state_dict of a model
+    holding them) could only be loaded with weights_only=False."""
+    w, a = make(fmt)
+    buf = io.BytesIO()
+    torch.save({"a": a, "at": a.t()}, buf)
+    buf.seek(0)
+    got = torch.load(buf)
+    assert type(got["a"]) is type(a) and torch.equal(got["a"].to_dense(), w)
+    assert got["at"].transposed and torch.equal(got["at"].to_dense(), w.t())
+
+    src, dst = Block(fmt, seed=1), Block(fmt, seed=2)
+    buf = io.BytesIO()
+    torch.save(src.state_dict(), buf)
+    buf.seek(0)
+    dst.load_state_dict(torch.load(buf))
+    assert torch.equal(dst.proj.weight.to_dense(), src.proj.weight.to_dense())

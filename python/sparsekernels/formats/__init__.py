@@ -23,6 +23,10 @@ __all__ = [
     "to_csr", "to_bsr", "to_bitmap", "to_sparse24",
 ]
 
+# torch.load defaults to weights_only=True (torch >= 2.6): allow the format tensors in such a load. Unpickling one
+# only rebuilds the wrapper (torch's _rebuild_from_type_v2) and sets its attributes (tensors, ints, tuples, bools).
+torch.serialization.add_safe_globals([CSRTensor, BSRTensor, BitmapTensor, Sparse24Tensor])
+
 VALUE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
