@@ -147,3 +147,22 @@ def test_torch_load_default_weights_only(fmt):
     buf.seek(0)
     dst.load_state_dict(torch.load(buf))
     assert torch.equal(dst.proj.weight.to_dense(), src.proj.weight.to_dense())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_T_and_vector_operands(fmt):
+    """`a.T` (aten.permute) and `a @ v` for a 1-D v (aten.mv) raised NotImplementedError although `a.t()` and
+    `a @ v[:, None]` work."""
+    w, a = make(fmt)
+    assert a.T.transposed and a.T.shape == (w.shape[1], w.shape[0])
+    assert torch.equal(a.T.to_dense(), w.T) and not a.T.T.transposed
+    v = random_dense(w.shape[1])
+    torch.testing.assert_close(a @ v, w @ v, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.mv(a, v), w @ v, rtol=1e-5, atol=1e-5)
+    u = random_dense(w.shape[0])
+    torch.testing.assert_close(a.T @ u, w.T @ u, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(u @ a, u @ w, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot be multiplied"):
+        a @ random_dense(w.shape[1] + 1)
+    with pytest.raises(TypeError, match="same dtype"):
+        a @ v.half()

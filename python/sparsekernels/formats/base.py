@@ -181,7 +181,7 @@ class SparseFormatTensor(torch.Tensor):
         if handler is None:
             raise NotImplementedError(
                 f"sparsekernels {cls.__name__} does not support {func}; "
-                "supported: sparse.spmm, mm, addmm, linear, t, detach, clone, to/_to_copy. "
+                "supported: sparse.spmm, mm, mv, addmm, linear, t, .T, detach, clone, copy_, to/_to_copy. "
                 "Convert with .to_dense() for anything else"
             )
         return handler(func, args, kwargs)
@@ -251,6 +251,22 @@ def _handle_transpose(func, args, kwargs):
     return a  # transpose(i, i) is the identity
 
 
+def _handle_permute(func, args, kwargs):
+    a, dims = args[0], [d % 2 for d in args[1]]
+    if dims == [1, 0]:  # a.T
+        return _handle_t(func, (a,), {})
+    if dims == [0, 1]:
+        return a
+    raise ValueError(f"{type(a).__name__}.permute: a 2-D tensor takes two dims, got {list(args[1])}")
+
+
+def _handle_mv(func, args, kwargs):
+    a, v = args[:2]
+    if v.dim() != 1:
+        raise ValueError(f"{a.FORMAT} SpMV: the vector must be 1-D, got shape {tuple(v.shape)}")
+    return a._matmul_dense(v.unsqueeze(1)).squeeze(1)
+
+
 def _handle_detach(func, args, kwargs):
     a = args[0]
     return a._with(tuple(t.detach() for t in a._inner()))
@@ -318,6 +334,8 @@ _HANDLERS = {
     aten.linear.default: _handle_linear,
     aten.t.default: _handle_t,
     aten.transpose.int: _handle_transpose,
+    aten.permute.default: _handle_permute,
+    aten.mv.default: _handle_mv,
     aten.detach.default: _handle_detach,
     aten.alias.default: _handle_detach,
     aten.clone.default: _handle_clone,
