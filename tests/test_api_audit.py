@@ -166,3 +166,12 @@ def test_T_and_vector_operands(fmt):
         a @ random_dense(w.shape[1] + 1)
     with pytest.raises(TypeError, match="same dtype"):
         a @ v.half()
+
+
+# ---- sparsify ----------------------------------------------------------------------------------------------------
+def test_sparsify_shared_module_is_not_tied_weights():
+    """A Linear module used at two places is one layer (converted once), not a tied weight."""
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+    model.append(model[0])
+    report = sk.sparsify(model, "bitmap", sparsity=0.5)
+    assert report.swapped == ["0"] and model[0] is model[2]

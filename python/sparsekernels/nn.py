@@ -310,7 +310,8 @@ def sparsify(
     first_name: dict[int, str] = {}
     modules: dict[int, nn.Linear] = {}
     for parent_name, parent in model.named_modules(remove_duplicate=False):
-        for attr, child in parent.named_children():
+        # parent._modules, not named_children(), which lists a module held twice by one parent only once
+        for attr, child in parent._modules.items():
             if not isinstance(child, nn.Linear):
                 continue
             name = f"{parent_name}.{attr}" if parent_name else attr
