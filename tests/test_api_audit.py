@@ -168,7 +168,46 @@ def test_T_and_vector_operands(fmt):
         a @ v.half()
 
 
-# ---- sparsify ----------------------------------------------------------------------------------------------------
+# ---- sparsify and tied weights -----------------------------------------------------------------------------------
+class TiedLM(nn.Module):
+    """An embedding tied to the output projection, and two Linear layers sharing one weight Parameter."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(50, 16)
+        self.body = nn.Linear(16, 16)
+        self.a = nn.Linear(16, 16, bias=False)
+        self.b = nn.Linear(16, 16, bias=False)
+        self.b.weight = self.a.weight
+        self.head = nn.Linear(16, 50, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, t):
+        h = self.body(self.emb(t))
+        return self.head(self.b(self.a(h)))
+
+
+def test_sparsify_leaves_tied_weights_tied():
+    """sparsify replaced a Linear whose weight Parameter is shared (tied embeddings, or two layers sharing one
+    weight) by a SparseLinear with its own copy, silently untying them (and, when pruning, making the head and
+    the embedding different matrices). Such layers are skipped now, with the reason; naming one raises."""
+    model = TiedLM()
+    report = sk.sparsify(model, "csr", sparsity=0.5)
+    assert report.swapped == ["body"]
+    skipped = report.skipped
+    assert set(skipped) == {"a", "b", "head"}
+    assert "tied" in skipped["head"] and "emb.weight" in skipped["head"]
+    assert "b.weight" in skipped["a"] and "a.weight" in skipped["b"]
+    assert model.head.weight is model.emb.weight and model.a.weight is model.b.weight
+    with pytest.raises(ValueError, match="tied"):
+        sk.sparsify(TiedLM(), "csr", sparsity=0.5, filter=["head"])
+    # untied, the same layers convert
+    untied = TiedLM()
+    untied.head.weight = nn.Parameter(untied.emb.weight.detach().clone())
+    assert "head" in sk.sparsify(untied, "csr", sparsity=0.5).swapped
+
+
 def test_sparsify_shared_module_is_not_tied_weights():
     """A Linear module used at two places is one layer (converted once), not a tied weight."""
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU())

@@ -297,8 +297,9 @@ def sparsify(
     blocksize)``, in place, and returns a report with one (name, swapped, reason) entry per nn.Linear.
 
     Eligible: an nn.Linear (not a subclass: a subclass such as MultiheadAttention's out_proj may be used through
-    its ``.weight`` by its owner) with a float32/float16/bfloat16 dense, non-empty weight. Others are skipped,
-    with the reason in the report.
+    its ``.weight`` by its owner) with a float32/float16/bfloat16 dense, non-empty weight that no other module
+    holds (a weight tied to an embedding or shared by two layers stays dense: a SparseLinear would untie it).
+    Others are skipped, with the reason in the report.
     ``filter``: a function ``(name, module) -> bool`` choosing among the eligible layers, or a collection of layer
     names. Layers asked for by name are converted even when they are subclasses of nn.Linear; a named layer that
     does not exist or that the format cannot hold raises (KeyError / TypeError / ValueError). A module used at
@@ -320,6 +321,14 @@ def sparsify(
             modules[id(child)] = child
     if isinstance(model, nn.Linear):
         raise TypeError("sparsify: the model itself is an nn.Linear; use SparseLinear.from_dense(model, ...) instead")
+    # every module (by identity) that holds each Parameter: a Linear's weight held by another module too is tied
+    # (an embedding tied to the output projection, two layers sharing one weight); a SparseLinear would get its own
+    # copy and untie them
+    owners: dict[int, dict[int, str]] = {}
+    for mod_name, mod in model.named_modules(remove_duplicate=False):
+        for p_name, p in mod._parameters.items():
+            if p is not None:
+                owners.setdefault(id(p), {}).setdefault(id(mod), f"{mod_name}.{p_name}" if mod_name else p_name)
     if by_name:
         all_names = {n for n in first_name.values()}
         missing = names - all_names
@@ -333,6 +342,10 @@ def sparsify(
         name = first_name[key]
         asked = name in names
         reason = ineligibility(module, format, sparsity, blocksize)
+        tied = [n for mid, n in owners.get(id(module.weight), {}).items() if mid != key]
+        if reason is None and tied:
+            reason = (f"its weight is tied to {', '.join(sorted(tied))} (one shared Parameter); a SparseLinear would "
+                      f"hold its own copy and untie them (untie it first, e.g. with a cloned Parameter, to convert it)")
         if reason is None and type(module) is not nn.Linear and not asked:
             reason = (f"type {type(module).__name__} is a subclass of nn.Linear, which its owner may use through "
                       f".weight; name it in filter to convert it anyway")
