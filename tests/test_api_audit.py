@@ -214,3 +214,32 @@ def test_sparsify_shared_module_is_not_tied_weights():
     model.append(model[0])
     report = sk.sparsify(model, "bitmap", sparsity=0.5)
     assert report.swapped == ["0"] and model[0] is model[2]
+
+
+# ---- sddmm / spgemm autograd -------------------------------------------------------------------------------------
+def test_sddmm_is_differentiable_in_x_and_y():
+    """sk.sddmm's values had requires_grad but no autograd formula: backward left x.grad None with only a
+    warning ("silently incorrect")."""
+    w, a = make("csr", m=9, k=13, dtype=torch.float64)
+    w[4] = 0  # an empty row
+    a = sk.to_csr(w)
+    x = random_dense(9, 5, dtype=torch.float64).requires_grad_()
+    y = random_dense(13, 5, dtype=torch.float64, seed=1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, y: sk.sddmm(a, x, y).values, (x, y))
+    # float32, against the dense formula
+    xf, yf = x.detach().float().requires_grad_(), y.detach().float().requires_grad_()
+    g = random_dense(a.nnz, seed=2)
+    sk.sddmm(sk.to_csr(w.float()), xf, yf).values.backward(g)
+    gd = sk.CSRTensor((9, 13), (a.row_ptr, a.col_idx, g)).to_dense().double()
+    torch.testing.assert_close(xf.grad.double(), gd @ y.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(yf.grad.double(), gd.T @ x.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_spgemm_refuses_to_backpropagate():
+    """csr_spgemm has no gradient: asking for one raises instead of leaving .grad None."""
+    a = sk.to_csr(make("csr", m=5, k=6)[0])
+    values = a.values.detach().clone().requires_grad_()
+    out = torch.ops.sparse.csr_spgemm(a.row_ptr, a.col_idx, values, a.row_ptr.new_tensor([0] * 7), 
+                                      a.col_idx[:0], a.values[:0], 4)
+    with pytest.raises(RuntimeError, match="csr_spgemm.*no gradient"):
+        out[2].sum().backward()

@@ -281,7 +281,35 @@ def _spmm_backward(ctx, grad):
     return None, grad_b
 
 
+# csr_sddmm: out[p] = dot(x[row(p)], y[col(p)]). With G the CSR matrix of A's pattern holding grad as values:
+#   grad_x = G @ y (csr_spmm), grad_y = G^T @ x (csr_spmm_t).
+def _csr_sddmm_setup_context(ctx, inputs, output):
+    row_ptr, col_idx, x, y = inputs
+    ctx.save_for_backward(row_ptr, col_idx, y if ctx.needs_input_grad[2] else None,
+                          x if ctx.needs_input_grad[3] else None)
+    ctx.m, ctx.n = x.shape[0], y.shape[0]
+
+
+def _csr_sddmm_backward(ctx, grad):
+    row_ptr, col_idx, y, x = ctx.saved_tensors
+    grad = grad.contiguous()
+    grad_x = grad_y = None
+    if ctx.needs_input_grad[2]:
+        grad_x = torch.ops.sparse.csr_spmm(row_ptr, col_idx, grad, y, ctx.m)
+    if ctx.needs_input_grad[3]:
+        grad_y = torch.ops.sparse.csr_spmm_t(row_ptr, col_idx, grad, x, ctx.n)
+    return None, None, grad_x, grad_y
+
+
+def _csr_spgemm_backward(ctx, *grads):
+    raise NotImplementedError("sparse::csr_spgemm (sparsekernels.spgemm) has no gradient; multiply dense tensors "
+                              "(a.to_dense() @ b.to_dense()) where one is needed")
+
+
 torch.library.register_autograd("sparse::spmm", _spmm_backward, setup_context=_spmm_setup_context)
+torch.library.register_autograd(
+    "sparse::csr_sddmm", _csr_sddmm_backward, setup_context=_csr_sddmm_setup_context)
+torch.library.register_autograd("sparse::csr_spgemm", _csr_spgemm_backward)
 torch.library.register_autograd(
     "sparse::csr_spmm", _csr_spmm_backward, setup_context=_csr_spmm_setup_context)
 torch.library.register_autograd(
