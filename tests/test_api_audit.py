@@ -243,3 +243,29 @@ def test_spgemm_refuses_to_backpropagate():
                                       a.col_idx[:0], a.values[:0], 4)
     with pytest.raises(RuntimeError, match="csr_spgemm.*no gradient"):
         out[2].sum().backward()
+
+
+# ---- BSR nnz / sparsity ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("blocksize", [(4, 8), (3, 5), (7, 33), (8, 64), (1, 1)])
+def test_bsr_nnz_counts_slots_inside_the_matrix(blocksize):
+    """BSR nnz counted the padding of partial edge blocks, so a dense 7 x 33 matrix in 4 x 8 blocks reported
+    nnz = 320 > 231 and sparsity = -0.385 (repr and SparseLinear showed it)."""
+    w = random_dense(7, 33) + 10.0  # no zero
+    a = sk.to_bsr(w, blocksize)
+    assert a.nnz == 231 and a.sparsity == 0.0
+    w[4:, :] = 0
+    w[:, 9:20] = 0
+    a = sk.to_bsr(w, blocksize)
+    r, c = blocksize
+    inside = torch.zeros(7, 33, dtype=torch.bool)
+    for i in range(0, 7, r):
+        for j in range(0, 33, c):
+            if (w[i:i + r, j:j + c] != 0).any():
+                inside[i:i + r, j:j + c] = True
+    assert a.nnz == int(inside.sum()) and a.t().nnz == a.nnz
+    assert 0.0 <= a.sparsity <= 1.0
+    lin = nn.Linear(33, 7)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    assert sk.nn.SparseLinear.from_dense(lin, "bsr", blocksize=blocksize).nnz == a.nnz
+    assert sk.to_bsr(torch.zeros(0, 5), (2, 2)).nnz == 0

@@ -23,7 +23,23 @@ class BSRTensor(SparseFormatTensor):
 
     @property
     def nnz(self) -> int:
-        return self.blocks.numel()
+        """Stored slots inside the matrix: the elements of the kept blocks (their explicit zeros included), without
+        the padding of partial edge blocks (a shape that is not a multiple of the block size)."""
+        nnzb = self.blocks.shape[0]
+        (r, c), (m, k) = self.blocksize, self._mk
+        total = nnzb * r * c
+        pad_r, pad_c = (-m) % r, (-k) % c
+        if nnzb == 0 or (pad_r == 0 and pad_c == 0):
+            return total
+        # inclusion-exclusion over the blocks of the last block row (pad_r rows of padding each) and of the last
+        # block column (pad_c columns each); indices clamped, so an unvalidated tensor still gives a number
+        ptr = self.block_row_ptr
+        last_row = slice(int(ptr[-2].clamp(0, nnzb)), int(ptr[-1].clamp(0, nnzb))) if ptr.numel() >= 2 else slice(0, 0)
+        in_last_col = self.block_col_idx == (k + c - 1) // c - 1
+        n_last_row = max(0, last_row.stop - last_row.start)
+        n_corner = int(in_last_col[last_row].sum())
+        return (total - pad_r * c * n_last_row - pad_c * r * int(in_last_col.sum())
+                + pad_r * pad_c * n_corner)
 
     def _repr_meta(self):
         return {"blocksize": self.blocksize}
