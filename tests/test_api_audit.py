@@ -269,3 +269,29 @@ def test_bsr_nnz_counts_slots_inside_the_matrix(blocksize):
         lin.weight.copy_(w)
     assert sk.nn.SparseLinear.from_dense(lin, "bsr", blocksize=blocksize).nnz == a.nnz
     assert sk.to_bsr(torch.zeros(0, 5), (2, 2)).nnz == 0
+
+
+# ---- format tensors built by hand --------------------------------------------------------------------------------
+def test_hand_built_sparse24_with_another_row_count_is_refused():
+    """The 2:4 ops take m from the values' rows, so a Sparse24Tensor built with shape (6, 9) over arrays of 7 rows
+    returned a 7-row product (and a 7-row to_dense) for a tensor whose .shape says 6 rows."""
+    w, a = make("sparse24", m=7, k=9)
+    bad = sk.Sparse24Tensor((6, 9), (a.meta, a.values))
+    with pytest.raises(ValueError, match="6 rows.*7"):
+        bad @ random_dense(9, 3)
+    with pytest.raises(ValueError, match="6 rows.*7"):
+        bad.to_dense()
+    with pytest.raises(ValueError, match="6 rows.*7"):
+        bad.t() @ random_dense(6, 3)
+    with pytest.raises(ValueError, match="6 rows.*7"):
+        torch.nn.functional.linear(random_dense(2, 9), bad)
+    with pytest.raises(ValueError, match="6 rows.*7"):
+        sk.nn.SparseLinear(bad)(random_dense(2, 9))
+
+
+@pytest.mark.parametrize("mk", [(-1, 9), (7, -3), (7.0, 9), ("7", 9), (7,)])
+def test_format_tensor_constructor_checks_the_shape(mk):
+    """A negative or non-integer shape gave "numel: integer multiplication overflow" or worse."""
+    _, a = make("csr", m=7, k=9)
+    with pytest.raises((ValueError, TypeError), match="shape"):
+        sk.CSRTensor(mk, a._inner())

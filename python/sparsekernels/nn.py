@@ -66,6 +66,7 @@ class SparseLinear(nn.Module):
         if weight.transposed:
             raise ValueError("SparseLinear: weight must be the (out_features x in_features) matrix, not a transposed "
                              "format tensor")
+        weight._check_shape()
         self.format: str = weight.FORMAT
         self.out_features, self.in_features = (int(s) for s in weight._mk)
         self.blocksize: tuple[int, int] | None = tuple(weight.blocksize) if self.format == "bsr" else None

@@ -41,6 +41,11 @@ class SparseFormatTensor(torch.Tensor):
     @staticmethod
     def __new__(cls, mk, tensors, transposed=False, meta=(), requires_grad=False):
         values = tensors[-1]
+        mk = tuple(mk)
+        if len(mk) != 2 or not all(isinstance(v, (int, torch.SymInt)) and not isinstance(v, bool) for v in mk):
+            raise TypeError(f"{cls.__name__}: the shape must be two ints (m, k), got {mk}")
+        if any(isinstance(v, int) and v < 0 for v in mk):
+            raise ValueError(f"{cls.__name__}: the shape must not be negative, got {mk}")
         m, k = mk
         shape = (k, m) if transposed else (m, k)
         self = torch.Tensor._make_wrapper_subclass(
@@ -75,6 +80,9 @@ class SparseFormatTensor(torch.Tensor):
     def _validate(self) -> None:
         """Runs the ops' format validation (a product with a 0-column operand)."""
         self._spmm(self._values_tensor().new_empty((self._mk[1], 0)))
+
+    def _check_shape(self) -> None:
+        """O(1) check that the arrays' sizes agree with the stored shape where no op checks it (2:4: the rows)."""
 
     def _values_tensor(self) -> torch.Tensor:
         return getattr(self, self.INNER[-1])
