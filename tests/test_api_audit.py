@@ -295,3 +295,19 @@ def test_format_tensor_constructor_checks_the_shape(mk):
     _, a = make("csr", m=7, k=9)
     with pytest.raises((ValueError, TypeError), match="shape"):
         sk.CSRTensor(mk, a._inner())
+
+
+@pytest.mark.parametrize("fmt", ["csr", "bsr"])
+def test_to_torch_and_to_scipy_validate_hand_built_arrays(fmt):
+    """to_torch() / to_scipy() handed the arrays on with check_invariants=False / unchecked, trusting that they
+    were validated when built; a tensor built directly from arrays is not, so an out-of-range column reached
+    torch and scipy (whose toarray() does not check: an out-of-bounds write)."""
+    w, a = make(fmt, m=8, k=32)
+    idx = a._inner()[1].clone()
+    idx[0] = 1000
+    bad = type(a)(a._mk, (a._inner()[0], idx, a._inner()[2]))
+    with pytest.raises(ValueError, match="out of range"):
+        bad.to_torch()
+    with pytest.raises(ValueError, match="out of range"):
+        bad.to_scipy()
+    assert torch.equal(a.to_torch().to_dense(), w)

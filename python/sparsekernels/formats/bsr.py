@@ -59,6 +59,9 @@ class BSRTensor(SparseFormatTensor):
         m, k = self._mk
         if m % r or k % c:
             raise ValueError(f"torch BSR needs the shape {self._mk} to be a multiple of the block size {(r, c)}")
+        # O(nnzb): a BSRTensor built directly from arrays was never checked, and torch would not (on the CPU: the
+        # BSR ops have no CUDA kernel yet)
+        (self if self.device.type == "cpu" else self.cpu())._validate()
         return torch.sparse_bsr_tensor(self.block_row_ptr, self.block_col_idx, self.blocks, self._mk, check_invariants=False)
 
     def to_scipy(self):

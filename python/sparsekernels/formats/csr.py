@@ -31,13 +31,15 @@ class CSRTensor(SparseFormatTensor):
 
     def to_torch(self) -> torch.Tensor:
         """A torch.sparse_csr_tensor sharing this tensor's arrays (of the stored, untransposed matrix)."""
-        # validated when built (packers or _validate), so torch need not check again
+        # validated here (O(nnz)): a CSRTensor built directly from arrays was never checked, and torch would not
+        self._validate()
         return torch.sparse_csr_tensor(self.row_ptr, self.col_idx, self.values, self._mk, check_invariants=False)
 
     def to_scipy(self):
         """A scipy.sparse.csr_array sharing the arrays where numpy can (CPU; bfloat16 is copied to float32)."""
         import scipy.sparse
 
+        self._validate()  # scipy's toarray() etc. trust the indices
         values = self.values.detach()
         if values.dtype == torch.bfloat16:
             values = values.float()
