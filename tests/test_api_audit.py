@@ -311,3 +311,43 @@ def test_to_torch_and_to_scipy_validate_hand_built_arrays(fmt):
     with pytest.raises(ValueError, match="out of range"):
         bad.to_scipy()
     assert torch.equal(a.to_torch().to_dense(), w)
+
+
+# ---- argument errors that did not say what was wrong -------------------------------------------------------------
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_sparse_linear_input_of_the_wrong_width(fmt):
+    """SparseLinear(x) with x.shape[-1] != in_features raised "shape '[-1, 33]' is invalid for input of size 96"."""
+    layer = sk.nn.SparseLinear.from_dense(nn.Linear(33, 7), fmt, None if fmt == "sparse24" else 0.5,
+                                          blocksize=(4, 8))
+    with pytest.raises(ValueError, match="in_features = 33.*32"):
+        layer(random_dense(3, 32))
+    with pytest.raises(ValueError, match="in_features = 33"):
+        layer(torch.tensor(1.0))
+    assert layer(random_dense(33)).shape == (7,)
+
+
+@pytest.mark.parametrize("blocksize", [4, (1, 2, 3), (2.5, 2), (0, 2), "ab", None])
+def test_blocksize_errors_name_the_blocksize(blocksize):
+    """to_bsr / prune_blocks / SparseLinear.from_dense with a malformed blocksize raised 'cannot unpack
+    non-iterable int object', 'too many values to unpack' or a torch.pad message."""
+    w = random_dense(8, 8)
+    if blocksize is not None:
+        with pytest.raises((ValueError, TypeError), match="blocksize"):
+            sk.to_bsr(w, blocksize)
+    with pytest.raises((ValueError, TypeError), match="blocksize"):
+        sk.prune_blocks(w, blocksize, 0.5)
+    with pytest.raises((ValueError, TypeError), match="blocksize"):
+        sk.nn.SparseLinear.from_dense(nn.Linear(8, 8), "bsr", 0.5, blocksize=blocksize)
+
+
+def test_pruning_argument_errors():
+    with pytest.raises(ValueError, match="prune_n_m.*at least 1-D"):
+        sk.prune_n_m(torch.tensor(3.0), 2, 4)
+    with pytest.raises(TypeError, match="prune_magnitude.*torch.Tensor"):
+        sk.prune_magnitude([[1.0, 2.0]], 0.5)
+    with pytest.raises(TypeError, match="prune_n_m.*torch.Tensor"):
+        sk.prune_n_m([[1.0, 2.0]], 2, 4)
+    with pytest.raises(TypeError, match="prune_blocks.*torch.Tensor"):
+        sk.prune_blocks([[1.0, 2.0]], (1, 1), 0.5)
+    with pytest.raises(ValueError, match="prune_n_m"):
+        sk.prune_n_m(random_dense(4, 8), True, 4)

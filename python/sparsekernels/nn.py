@@ -37,6 +37,7 @@ from sparsekernels.formats import (
     to_csr,
     to_sparse24,
 )
+from sparsekernels.formats.base import check_blocksize
 from sparsekernels.pruning import prune_blocks, prune_magnitude, prune_n_m
 
 __all__ = ["SparseLinear", "sparsify", "SparsifyEntry", "SparsifyReport", "FORMATS"]
@@ -122,6 +123,9 @@ class SparseLinear(nn.Module):
 
     # ---- the product ------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"SparseLinear: the input's last dimension must be in_features = {self.in_features}, "
+                             f"got an input of shape {tuple(x.shape)}")
         lead = x.shape[:-1]
         b = x.reshape(-1, self.in_features).t().contiguous()  # [in, N]: the kernels' dense operand
         if self.format == "csr":
@@ -238,8 +242,7 @@ def ineligibility(module: nn.Module, format: str, sparsity: float | None = None,
         raise ValueError(f"format 'sparse24' is 50% sparse (2 of every 4 weights); sparsity must be None or 0.5, "
                          f"got {sparsity}")
     if format == "bsr":
-        if not (len(tuple(blocksize)) == 2 and all(isinstance(v, int) and v >= 1 for v in blocksize)):
-            raise ValueError(f"blocksize must be two positive ints, got {blocksize}")
+        check_blocksize("SparseLinear", blocksize)
     if not isinstance(module, nn.Linear):
         return f"type {type(module).__name__} is not an nn.Linear"
     w = module.weight

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sparsekernels.formats.base import SparseFormatTensor
+from sparsekernels.formats.base import SparseFormatTensor, check_blocksize
 from sparsekernels.formats.bitmap import BitmapTensor
 from sparsekernels.formats.bsr import BSRTensor
 from sparsekernels.formats.csr import CSRTensor
@@ -102,6 +102,8 @@ def to_csr(x, *, dtype: torch.dtype | None = None) -> CSRTensor:
 def to_bsr(x, blocksize: tuple[int, int] | None = None, *, dtype: torch.dtype | None = None) -> BSRTensor:
     """BSR with r x c blocks (default: the input's own for torch/scipy BSR, else (32, 32)). Blocks with at least
     one non-zero are kept; shapes that are not multiples of the block size are padded inside."""
+    if blocksize is not None:
+        blocksize = check_blocksize("to_bsr", blocksize)
     if isinstance(x, BSRTensor) and blocksize in (None, x.blocksize):
         return x if dtype in (None, x.dtype) else x.to(dtype)
     if isinstance(x, torch.Tensor) and x.layout == torch.sparse_bsr and blocksize in (None, tuple(x.values().shape[1:])):
@@ -110,8 +112,6 @@ def to_bsr(x, blocksize: tuple[int, int] | None = None, *, dtype: torch.dtype | 
         arrays = tuple(torch.from_numpy(np.asarray(a)) for a in (x.indptr, x.indices, x.data))
         return _from_arrays(BSRTensor, "to_bsr", x.shape, arrays, dtype)
     r, c = (32, 32) if blocksize is None else blocksize
-    if not (isinstance(r, int) and isinstance(c, int) and r >= 1 and c >= 1):
-        raise ValueError(f"to_bsr: blocksize must be two positive ints, got {blocksize}")
     dense = _dense_2d("to_bsr", x, dtype)
     return BSRTensor(tuple(dense.shape), torch.ops.sparse.dense_to_bsr(dense, r, c))
 

@@ -195,6 +195,18 @@ class SparseFormatTensor(torch.Tensor):
         return handler(func, args, kwargs)
 
 
+def check_blocksize(fn: str, blocksize) -> tuple[int, int]:
+    """blocksize as a tuple of two positive ints, or a ValueError / TypeError naming it."""
+    try:
+        items = tuple(blocksize)
+    except TypeError:
+        raise TypeError(f"{fn}: blocksize must be two positive ints (r, c), got {blocksize!r}") from None
+    if (len(items) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items)
+            or not all(v >= 1 for v in items)):
+        raise ValueError(f"{fn}: blocksize must be two positive ints (r, c), got {blocksize!r}")
+    return items
+
+
 def _is_fmt(x: Any) -> bool:
     return isinstance(x, SparseFormatTensor)
 
