@@ -351,3 +351,11 @@ def test_pruning_argument_errors():
         sk.prune_blocks([[1.0, 2.0]], (1, 1), 0.5)
     with pytest.raises(ValueError, match="prune_n_m"):
         sk.prune_n_m(random_dense(4, 8), True, 4)
+
+
+def test_spmm_with_a_coo_tensor_says_which_layouts_work():
+    """torch.ops.sparse.spmm(coo, x) raised the dispatcher's "Could not run 'sparse::spmm' with arguments from the
+    'SparseCPU' backend" instead of naming the supported layouts."""
+    w = random_dense(5, 6)
+    with pytest.raises(NotImplementedError, match="layout Sparse.*CSR or BSR"):
+        torch.ops.sparse.spmm(w.to_sparse(), random_dense(6, 2))
