@@ -359,3 +359,45 @@ def test_spmm_with_a_coo_tensor_says_which_layouts_work():
     w = random_dense(5, 6)
     with pytest.raises(NotImplementedError, match="layout Sparse.*CSR or BSR"):
         torch.ops.sparse.spmm(w.to_sparse(), random_dense(6, 2))
+
+
+# ---- second-order gradients --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_double_backward_through_sparse_linear(fmt):
+    """The backward ops (<fmt>_spmm_t, <fmt>_sddmm) had no autograd formulas, so a second derivative through
+    SparseLinear (a gradient penalty, a Hessian-vector product) silently dropped their terms, with only torch's
+    "silently incorrect" warning."""
+    torch.manual_seed(0)
+    lin = nn.Linear(13, 9).double()
+    layer = sk.nn.SparseLinear.from_dense(lin.float(), fmt, None if fmt == "sparse24" else 0.5,
+                                          blocksize=(4, 8)).double()
+    name = layer._values_name
+    values = getattr(layer, name).detach().clone().requires_grad_()
+    x = torch.randn(3, 13, dtype=torch.float64, requires_grad=True)
+
+    def f(x, values):
+        return torch.func.functional_call(layer, {name: values}, (x,))
+
+    assert torch.autograd.gradgradcheck(f, (x, values))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_backward_ops_are_differentiable(fmt):
+    torch.manual_seed(0)
+    w, a = make(fmt, m=9, k=13, dtype=torch.float64)
+    *index, values = (t.detach() for t in a._inner())
+    values = values.clone().requires_grad_()
+    b = torch.randn(9, 4, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(9, 5, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(13, 5, dtype=torch.float64, requires_grad=True)
+    ops = torch.ops.sparse
+    if fmt == "sparse24":
+        spmm_t = lambda v, b: ops.sparse24_spmm_t(v, index[0], b, 13)  # noqa: E731
+        sddmm = lambda x, y: ops.sparse24_sddmm(index[0], x, y)  # noqa: E731
+    else:
+        spmm_t = lambda v, b: getattr(ops, f"{fmt}_spmm_t")(*index, v, b, 13)  # noqa: E731
+        sddmm = {"csr": lambda x, y: ops.csr_sddmm(*index, x, y),
+                 "bsr": lambda x, y: ops.bsr_sddmm(*index, x, y, 4, 8),
+                 "bitmap": lambda x, y: ops.bitmap_sddmm(*index, x, y, values.shape[0])}[fmt]
+    assert torch.autograd.gradcheck(spmm_t, (values, b))
+    assert torch.autograd.gradcheck(sddmm, (x, y))

@@ -301,6 +301,110 @@ def _csr_sddmm_backward(ctx, grad):
     return None, None, grad_x, grad_y
 
 
+# The other backward ops are linear in each input too, so they get formulas (second derivatives through the
+# SpMM ops: a gradient penalty, a Hessian-vector product). With A the matrix of `values` at the format's slots:
+#   out = <fmt>_spmm_t(A, b, k) = A^T @ b:  grad_b = A @ grad (<fmt>_spmm),
+#                                         grad_values = (b @ grad^T) at A's slots (<fmt>_sddmm(b, grad));
+#   out = <fmt>_sddmm(x, y) = (x @ y^T) at the slots, G the matrix of grad at those slots:
+#                                         grad_x = G @ y (<fmt>_spmm), grad_y = G^T @ x (<fmt>_spmm_t).
+# Padding slots (outside the matrix) are never read by the SpMM ops, and the SDDMM ops write 0 there.
+# csr/bsr/bitmap: inputs (index0, index1, values | x, b | y, extra...); the extra arguments take no gradient.
+def _spmm_t_setup_context(ctx, inputs, output):
+    row_ptr, col_idx, values, b, _k = inputs
+    ctx.save_for_backward(row_ptr, col_idx, values if ctx.needs_input_grad[3] else None,
+                          b if ctx.needs_input_grad[2] else None)
+    ctx.m, ctx.values_shape = b.shape[0], tuple(values.shape)
+
+
+def _make_spmm_t_backward(spmm, sddmm):
+    def backward(ctx, grad):
+        index0, index1, values, b = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_values = grad_b = None
+        if ctx.needs_input_grad[2]:
+            grad_values = sddmm(index0, index1, b, grad, ctx.values_shape)
+        if ctx.needs_input_grad[3]:
+            grad_b = spmm(index0, index1, values, grad, ctx.m)
+        return None, None, grad_values, grad_b, None
+
+    return backward
+
+
+def _sddmm_setup_context(ctx, inputs, output):
+    index0, index1, x, y = inputs[:4]
+    ctx.save_for_backward(index0, index1, y if ctx.needs_input_grad[2] else None,
+                          x if ctx.needs_input_grad[3] else None)
+    ctx.m, ctx.k, ctx.n_extra = x.shape[0], y.shape[0], len(inputs) - 4
+
+
+def _make_sddmm_backward(spmm, spmm_t):
+    def backward(ctx, grad):
+        index0, index1, y, x = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = grad_y = None
+        if ctx.needs_input_grad[2]:
+            grad_x = spmm(index0, index1, grad, y, ctx.m)
+        if ctx.needs_input_grad[3]:
+            grad_y = spmm_t(index0, index1, grad, x, ctx.k)
+        return (None, None, grad_x, grad_y) + (None,) * ctx.n_extra
+
+    return backward
+
+
+_SDDMM_AT_SLOTS = {  # (index0, index1, x, y, values shape) -> values-shaped (x @ y^T) at the slots
+    "csr": lambda i0, i1, x, y, shape: torch.ops.sparse.csr_sddmm(i0, i1, x, y),
+    "bsr": lambda i0, i1, x, y, shape: torch.ops.sparse.bsr_sddmm(i0, i1, x, y, shape[1], shape[2]),
+    "bitmap": lambda i0, i1, x, y, shape: torch.ops.sparse.bitmap_sddmm(i0, i1, x, y, shape[0]),
+}
+for _fmt, _sddmm in _SDDMM_AT_SLOTS.items():
+    _spmm, _spmm_t = getattr(torch.ops.sparse, f"{_fmt}_spmm"), getattr(torch.ops.sparse, f"{_fmt}_spmm_t")
+    torch.library.register_autograd(f"sparse::{_fmt}_spmm_t", _make_spmm_t_backward(_spmm, _sddmm),
+                                    setup_context=_spmm_t_setup_context)
+    if _fmt != "csr":  # csr_sddmm's formula is above
+        torch.library.register_autograd(f"sparse::{_fmt}_sddmm", _make_sddmm_backward(_spmm, _spmm_t),
+                                        setup_context=_sddmm_setup_context)
+
+
+# 2:4: sparse24_spmm_t(values, meta, b, k), sparse24_sddmm(meta, x, y)
+def _sparse24_spmm_t_setup_context(ctx, inputs, output):
+    values, meta, b, _k = inputs
+    ctx.save_for_backward(meta, values if ctx.needs_input_grad[2] else None, b if ctx.needs_input_grad[0] else None)
+
+
+def _sparse24_spmm_t_backward(ctx, grad):
+    meta, values, b = ctx.saved_tensors
+    grad = grad.contiguous()
+    grad_values = grad_b = None
+    if ctx.needs_input_grad[0]:
+        grad_values = torch.ops.sparse.sparse24_sddmm(meta, b, grad)
+    if ctx.needs_input_grad[2]:
+        grad_b = torch.ops.sparse.sparse24_spmm(values, meta, grad)
+    return grad_values, None, grad_b, None
+
+
+def _sparse24_sddmm_setup_context(ctx, inputs, output):
+    meta, x, y = inputs
+    ctx.save_for_backward(meta, y if ctx.needs_input_grad[1] else None, x if ctx.needs_input_grad[2] else None)
+    ctx.k = y.shape[0]
+
+
+def _sparse24_sddmm_backward(ctx, grad):
+    meta, y, x = ctx.saved_tensors
+    grad = grad.contiguous()
+    grad_x = grad_y = None
+    if ctx.needs_input_grad[1]:
+        grad_x = torch.ops.sparse.sparse24_spmm(grad, meta, y)
+    if ctx.needs_input_grad[2]:
+        grad_y = torch.ops.sparse.sparse24_spmm_t(grad, meta, x, ctx.k)
+    return None, grad_x, grad_y
+
+
+torch.library.register_autograd("sparse::sparse24_spmm_t", _sparse24_spmm_t_backward,
+                                setup_context=_sparse24_spmm_t_setup_context)
+torch.library.register_autograd("sparse::sparse24_sddmm", _sparse24_sddmm_backward,
+                                setup_context=_sparse24_sddmm_setup_context)
+
+
 def _csr_spgemm_backward(ctx, *grads):
     raise NotImplementedError("sparse::csr_spgemm (sparsekernels.spgemm) has no gradient; multiply dense tensors "
                               "(a.to_dense() @ b.to_dense()) where one is needed")
