@@ -401,3 +401,21 @@ def test_backward_ops_are_differentiable(fmt):
                  "bitmap": lambda x, y: ops.bitmap_sddmm(*index, x, y, values.shape[0])}[fmt]
     assert torch.autograd.gradcheck(spmm_t, (values, b))
     assert torch.autograd.gradcheck(sddmm, (x, y))
+
+
+def test_to_dense_of_differentiable_values():
+    """csr_to_dense had no autograd formula, so sk.sddmm(a, x, y).to_dense() (values with a grad_fn) gave x.grad
+    None with only a warning; the other unpack / pack ops now refuse to backpropagate instead of dropping it."""
+    w, a = make("csr", m=9, k=13, dtype=torch.float64)
+    x = random_dense(9, 4, dtype=torch.float64).requires_grad_()
+    y = random_dense(13, 4, dtype=torch.float64, seed=1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, y: sk.sddmm(a, x, y).to_dense(), (x, y))
+    for fmt in ("bsr", "bitmap", "sparse24"):
+        _, b = make(fmt, m=9, k=13)
+        *index, values = b._inner()
+        values = values.detach().clone().requires_grad_()
+        dense = type(b)(b._mk, (*index, values)).to_dense()
+        with pytest.raises(NotImplementedError, match=f"{fmt}_to_dense.*no gradient"):
+            dense.sum().backward()
+    with pytest.raises(NotImplementedError, match="dense_to_csr.*no gradient"):
+        torch.ops.sparse.dense_to_csr(random_dense(3, 4).requires_grad_())[2].sum().backward()

@@ -405,6 +405,42 @@ torch.library.register_autograd("sparse::sparse24_sddmm", _sparse24_sddmm_backwa
                                 setup_context=_sparse24_sddmm_setup_context)
 
 
+# csr_to_dense: out[row(p), col(p)] += values[p], so grad_values[p] = grad[row(p), col(p)] (a gather).
+def _csr_to_dense_setup_context(ctx, inputs, output):
+    row_ptr, col_idx, _values, _m, _k = inputs
+    ctx.save_for_backward(row_ptr, col_idx)
+
+
+def _csr_to_dense_backward(ctx, grad):
+    row_ptr, col_idx = ctx.saved_tensors
+    grad_values = None
+    if ctx.needs_input_grad[2]:
+        counts = (row_ptr[1:] - row_ptr[:-1]).long()
+        rows = torch.repeat_interleave(torch.arange(counts.shape[0], device=grad.device), counts,
+                                       output_size=col_idx.shape[0])
+        grad_values = grad[rows, col_idx.long()]
+    return None, None, grad_values, None, None
+
+
+torch.library.register_autograd("sparse::csr_to_dense", _csr_to_dense_backward,
+                                setup_context=_csr_to_dense_setup_context)
+
+
+def _no_gradient(op):
+    def backward(ctx, *grads):
+        raise NotImplementedError(f"sparse::{op} has no gradient; for a trainable sparse weight use "
+                                  "sparsekernels.nn.SparseLinear (or the SpMM kernel ops), which are differentiable "
+                                  "in their values")
+
+    return backward
+
+
+# Without a formula torch only warns and leaves .grad None; these raise instead.
+for _op in ("bsr_to_dense", "bitmap_to_dense", "sparse24_to_dense",
+            "dense_to_csr", "dense_to_bsr", "dense_to_bitmap", "dense_to_sparse24"):
+    torch.library.register_autograd(f"sparse::{_op}", _no_gradient(_op))
+
+
 def _csr_spgemm_backward(ctx, *grads):
     raise NotImplementedError("sparse::csr_spgemm (sparsekernels.spgemm) has no gradient; multiply dense tensors "
                               "(a.to_dense() @ b.to_dense()) where one is needed")
