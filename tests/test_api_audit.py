@@ -419,3 +419,20 @@ def test_to_dense_of_differentiable_values():
             dense.sum().backward()
     with pytest.raises(NotImplementedError, match="dense_to_csr.*no gradient"):
         torch.ops.sparse.dense_to_csr(random_dense(3, 4).requires_grad_())[2].sum().backward()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_bias_of_another_dtype_and_non_tensor_operands(fmt):
+    """F.linear / torch.addmm with a format weight and a bias of another dtype silently promoted the output (torch
+    raises for dense operands); a None / non-tensor operand raised AttributeError 'NoneType' has no 'dim'."""
+    w, a = make(fmt, dtype=torch.float16)
+    x = random_dense(3, w.shape[1]).half()
+    with pytest.raises(TypeError, match="bias' has dtype torch.float32 but the product is torch.float16"):
+        torch.nn.functional.linear(x, a, torch.ones(w.shape[0]))
+    with pytest.raises(TypeError, match="'input.*has dtype torch.float32 but the product is torch.float16"):
+        torch.addmm(torch.ones(w.shape[0], 3), a, x.t())
+    assert torch.nn.functional.linear(x, a, torch.ones(w.shape[0]).half()).dtype == torch.float16
+    with pytest.raises(TypeError, match="bias.*dtype"):
+        sk.nn.SparseLinear(a, torch.ones(w.shape[0]))
+    with pytest.raises(TypeError, match="NoneType"):
+        torch.ops.sparse.spmm(a, None)

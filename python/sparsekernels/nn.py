@@ -84,6 +84,9 @@ class SparseLinear(nn.Module):
         else:
             if bias.shape != (self.out_features,):
                 raise ValueError(f"SparseLinear: bias must have shape ({self.out_features},), got {tuple(bias.shape)}")
+            if bias.dtype != weight.dtype:
+                raise TypeError(f"SparseLinear: bias dtype {bias.dtype} differs from the weight's {weight.dtype} (the "
+                                f"output would be promoted silently); convert it, e.g. bias.to({weight.dtype})")
             self.bias = bias if isinstance(bias, nn.Parameter) else nn.Parameter(bias.detach().clone())
 
     # ---- construction ------------------------------------------------------------------------------------------

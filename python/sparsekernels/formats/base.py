@@ -142,6 +142,8 @@ class SparseFormatTensor(torch.Tensor):
     # ---- SpMM entry --------------------------------------------------------------
     def _matmul_dense(self, b: torch.Tensor) -> torch.Tensor:
         """self @ b for a dense 2-D b."""
+        if not isinstance(b, torch.Tensor):
+            raise TypeError(f"{self.FORMAT} SpMM: the dense operand must be a torch.Tensor, got {type(b).__name__}")
         if isinstance(b, SparseFormatTensor):
             raise TypeError(
                 f"sparse @ sparse with {type(self).__name__} and {type(b).__name__} is not an SpMM; "
@@ -160,6 +162,8 @@ class SparseFormatTensor(torch.Tensor):
     def _dense_matmul(self, x: torch.Tensor) -> torch.Tensor:
         """x @ self for a dense 2-D x: (W @ x.T).T for a transposed format tensor W.T (the nn.Linear case),
         (A.T @ x.T).T by the transposed SpMM for a stored A (the gradient of the input of x @ A.T)."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{self.FORMAT} SpMM: the dense operand must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 2 or x.shape[1] != self.shape[0]:
             raise ValueError(
                 f"{self.FORMAT} SpMM: shapes {tuple(x.shape)} and {tuple(self.shape)} cannot be multiplied"
@@ -236,11 +240,19 @@ def _handle_mm(func, args, kwargs):
     return _mm(args[0], args[1])
 
 
+def _check_bias(fn: str, name: str, bias, out: torch.Tensor) -> None:
+    # torch raises for a dense product with an input / bias of another dtype; out + bias would promote silently
+    if isinstance(bias, torch.Tensor) and bias.dtype != out.dtype:
+        raise TypeError(f"{fn}: '{name}' has dtype {bias.dtype} but the product is {out.dtype}; "
+                        f"convert one of them to the same dtype")
+
+
 def _handle_addmm(func, args, kwargs):
     bias, a, b = args[:3]
     beta = kwargs.get("beta", args[3] if len(args) > 3 else 1)
     alpha = kwargs.get("alpha", args[4] if len(args) > 4 else 1)
     out = _mm(a, b)
+    _check_bias("addmm", "input' (linear's 'bias", bias, out)
     if alpha != 1:
         out = out * alpha
     if beta == 0:  # torch.addmm ignores `input` when beta == 0 (NaN / inf in it are not propagated)
@@ -256,6 +268,7 @@ def _handle_linear(func, args, kwargs):
     x2 = x.reshape(-1, x.shape[-1])
     out = _handle_t(func, (w,), {})._dense_matmul(x2) if not w.transposed else w._matmul_dense(x2.t()).t()
     out = out.reshape(*x.shape[:-1], out.shape[-1])
+    _check_bias("linear", "bias", bias, out)
     return out if bias is None else out + bias
 
 
