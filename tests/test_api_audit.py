@@ -436,3 +436,12 @@ def test_bias_of_another_dtype_and_non_tensor_operands(fmt):
         sk.nn.SparseLinear(a, torch.ones(w.shape[0]))
     with pytest.raises(TypeError, match="NoneType"):
         torch.ops.sparse.spmm(a, None)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_repr_on_the_meta_device(fmt):
+    """repr of a bitmap (and, with the in-matrix count, BSR) tensor on the meta device raised
+    "Tensor.item() cannot be called on meta tensors"; it leaves out the data-dependent statistics there."""
+    w, a = make(fmt)
+    r = repr(a.to("meta"))
+    assert type(a).__name__ in r and "device=meta" in r

@@ -112,7 +112,7 @@ class SparseFormatTensor(torch.Tensor):
     def __repr__(self, *, tensor_contents=None) -> str:  # noqa: ARG002
         m, k = self.shape
         extra = "".join(f", {k_}={v}" for k_, v in self._repr_meta().items())
-        if is_fake(self._values_tensor()):  # while tracing: no data to count
+        if is_fake(self._values_tensor()) or self.device.type == "meta":  # tracing / meta: no data to count
             stats = ""
         else:
             stats = (f", nnz={self.nnz}, sparsity={self.sparsity:.3f}, bytes={self.format_nbytes} "
