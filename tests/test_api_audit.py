@@ -445,3 +445,18 @@ def test_repr_on_the_meta_device(fmt):
     w, a = make(fmt)
     r = repr(a.to("meta"))
     assert type(a).__name__ in r and "device=meta" in r
+
+
+def test_to_csr_of_torch_csr_with_strided_values():
+    """A torch CSR tensor whose values are a strided view packed into a CSRTensor that every op refused
+    ('values' must be contiguous, named by sparse::csr_spmm); to_csr makes the arrays contiguous (copying only then)."""
+    w = sk.prune_magnitude(random_dense(6, 9), 0.5)
+    t = w.to_sparse_csr()
+    strided = torch.stack([t.values(), t.values()], 1)[:, 0]
+    assert not strided.is_contiguous()
+    tc = torch.sparse_csr_tensor(t.crow_indices(), t.col_indices(), strided, w.shape)
+    a = sk.to_csr(tc)
+    assert torch.equal(a.to_dense(), w)
+    x = random_dense(9, 2)
+    torch.testing.assert_close(a @ x, w @ x)
+    assert sk.to_csr(t).values.data_ptr() == t.values().data_ptr()  # contiguous: still zero-copy

@@ -70,7 +70,7 @@ def _dense_2d(fn: str, x, dtype) -> torch.Tensor:
 
 
 def _from_arrays(cls, fn, mk, arrays, dtype, meta=()):
-    *index, values = arrays
+    *index, values = (a.contiguous() for a in arrays)  # the ops need contiguous arrays (a copy only if strided)
     values = values.detach()
     target = _values_dtype(fn, values.dtype, dtype)
     if values.dtype != target:
