@@ -460,3 +460,26 @@ def test_to_csr_of_torch_csr_with_strided_values():
     x = random_dense(9, 2)
     torch.testing.assert_close(a @ x, w @ x)
     assert sk.to_csr(t).values.data_ptr() == t.values().data_ptr()  # contiguous: still zero-copy
+
+
+# ---- operands on different devices -------------------------------------------------------------------------------
+def test_ops_refuse_operands_on_different_devices():
+    """With one index array on the meta device and the rest on the CPU, the dispatcher ran the op's fake
+    implementation, which returned an uninitialised CPU tensor (garbage, silently). Every fake checks that its
+    tensors share one device now."""
+    _, a = make("csr", m=70, k=80)
+    x = random_dense(80, 3)
+    with pytest.raises(RuntimeError, match="sparse::csr_spmm: .*same device.*'row_ptr' on meta"):
+        torch.ops.sparse.csr_spmm(a.row_ptr.to("meta"), a.col_idx, a.values, x, 70)
+    with pytest.raises(RuntimeError, match="same device"):
+        sk.CSRTensor(a._mk, (a.row_ptr, a.col_idx.to("meta"), a.values)) @ x
+    for fmt in ("bsr", "bitmap", "sparse24"):
+        _, b = make(fmt, m=70, k=80)
+        inner = list(b._inner())
+        inner[0] = inner[0].to("meta")
+        with pytest.raises(RuntimeError, match="same device"):
+            type(b)(b._mk, tuple(inner)) @ x
+        with pytest.raises(RuntimeError, match="same device"):
+            type(b)(b._mk, tuple(inner)).to_dense()
+    # all on meta is fine (shape propagation)
+    assert (a.to("meta") @ x.to("meta")).device.type == "meta"

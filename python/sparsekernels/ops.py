@@ -7,6 +7,9 @@ output's shape and dtype without data, so torch.compile can trace the ops.
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 
 from sparsekernels import _lib  # noqa: F401  (loads the library first)
@@ -25,72 +28,94 @@ def pack_index_dtype(m, k) -> torch.dtype:
     return torch.int32 if m * k <= INT32_MAX else torch.int64
 
 
+def _register_fake(name):
+    """register_fake for sparse::<name>, checking first that every tensor argument is on one device: with one
+    on the meta device and the others on the CPU, the dispatcher runs the fake on real tensors, which would return
+    an uninitialised CPU tensor (the real kernels check devices in C++)."""
+
+    def decorator(fn):
+        params = list(inspect.signature(fn).parameters)
+
+        @functools.wraps(fn)
+        def checked(*args):
+            tensors = [(n, a) for n, a in zip(params, args) if isinstance(a, torch.Tensor)]
+            if len({a.device for _, a in tensors}) > 1:
+                where = ", ".join(f"'{n}' on {a.device}" for n, a in tensors)
+                raise RuntimeError(f"sparse::{name}: all tensor arguments must be on the same device, got {where}")
+            return fn(*args)
+
+        torch.library.register_fake(f"sparse::{name}")(checked)
+        return fn
+
+    return decorator
+
+
 # ---- SpMM -------------------------------------------------------------------
-@torch.library.register_fake("sparse::csr_spmm")
+@_register_fake("csr_spmm")
 def _csr_spmm_fake(row_ptr, col_idx, values, b, m):
     return b.new_empty((m, b.shape[1]))
 
 
-@torch.library.register_fake("sparse::bsr_spmm")
+@_register_fake("bsr_spmm")
 def _bsr_spmm_fake(block_row_ptr, block_col_idx, blocks, b, m):
     return b.new_empty((m, b.shape[1]))
 
 
-@torch.library.register_fake("sparse::bitmap_spmm")
+@_register_fake("bitmap_spmm")
 def _bitmap_spmm_fake(group_offsets, bitmaps, values, b, m):
     return b.new_empty((m, b.shape[1]))
 
 
-@torch.library.register_fake("sparse::sparse24_spmm")
+@_register_fake("sparse24_spmm")
 def _sparse24_spmm_fake(values, meta, b):
     return b.new_empty((values.shape[0], b.shape[1]))
 
 
 # ---- backward ops: transposed SpMM and SDDMM at a format's slots ------------
 # Transposed SpMM: out [k, n] = A^T @ b, b [m, n].
-@torch.library.register_fake("sparse::csr_spmm_t")
+@_register_fake("csr_spmm_t")
 def _csr_spmm_t_fake(row_ptr, col_idx, values, b, k):
     return b.new_empty((k, b.shape[1]))
 
 
-@torch.library.register_fake("sparse::bsr_spmm_t")
+@_register_fake("bsr_spmm_t")
 def _bsr_spmm_t_fake(block_row_ptr, block_col_idx, blocks, b, k):
     return b.new_empty((k, b.shape[1]))
 
 
-@torch.library.register_fake("sparse::bitmap_spmm_t")
+@_register_fake("bitmap_spmm_t")
 def _bitmap_spmm_t_fake(group_offsets, bitmaps, values, b, k):
     return b.new_empty((k, b.shape[1]))
 
 
-@torch.library.register_fake("sparse::sparse24_spmm_t")
+@_register_fake("sparse24_spmm_t")
 def _sparse24_spmm_t_fake(values, meta, b, k):
     return b.new_empty((k, b.shape[1]))
 
 
 # SDDMM: x [m, d], y [k, d] -> the shape of the format's values tensor.
-@torch.library.register_fake("sparse::bsr_sddmm")
+@_register_fake("bsr_sddmm")
 def _bsr_sddmm_fake(block_row_ptr, block_col_idx, x, y, r, c):
     return x.new_empty((block_col_idx.shape[0], r, c))
 
 
-@torch.library.register_fake("sparse::bitmap_sddmm")
+@_register_fake("bitmap_sddmm")
 def _bitmap_sddmm_fake(group_offsets, bitmaps, x, y, num_values):
     return x.new_empty((num_values,))
 
 
-@torch.library.register_fake("sparse::sparse24_sddmm")
+@_register_fake("sparse24_sddmm")
 def _sparse24_sddmm_fake(meta, x, y):
     return x.new_empty((meta.shape[0], meta.shape[1] * 8))
 
 
 # ---- SDDMM / SpGEMM -----------------------------------------------------------
-@torch.library.register_fake("sparse::csr_sddmm")
+@_register_fake("csr_sddmm")
 def _csr_sddmm_fake(row_ptr, col_idx, x, y):
     return x.new_empty((col_idx.shape[0],))
 
 
-@torch.library.register_fake("sparse::csr_spgemm")
+@_register_fake("csr_spgemm")
 def _csr_spgemm_fake(a_row_ptr, a_col_idx, a_values, b_row_ptr, b_col_idx, b_values, n):
     nnz = torch.library.get_ctx().new_dynamic_size()
     index_dtype = torch.int64 if torch.int64 in (a_row_ptr.dtype, b_row_ptr.dtype) else torch.int32
@@ -102,7 +127,7 @@ def _csr_spgemm_fake(a_row_ptr, a_col_idx, a_values, b_row_ptr, b_col_idx, b_val
 
 
 # ---- pack / unpack ------------------------------------------------------------
-@torch.library.register_fake("sparse::dense_to_csr")
+@_register_fake("dense_to_csr")
 def _dense_to_csr_fake(dense):
     m, k = dense.shape
     nnz = torch.library.get_ctx().new_dynamic_size()
@@ -114,12 +139,12 @@ def _dense_to_csr_fake(dense):
     )
 
 
-@torch.library.register_fake("sparse::csr_to_dense")
+@_register_fake("csr_to_dense")
 def _csr_to_dense_fake(row_ptr, col_idx, values, m, k):
     return values.new_empty((m, k))
 
 
-@torch.library.register_fake("sparse::dense_to_bsr")
+@_register_fake("dense_to_bsr")
 def _dense_to_bsr_fake(dense, r, c):
     m, k = dense.shape
     nnzb = torch.library.get_ctx().new_dynamic_size()
@@ -131,12 +156,12 @@ def _dense_to_bsr_fake(dense, r, c):
     )
 
 
-@torch.library.register_fake("sparse::bsr_to_dense")
+@_register_fake("bsr_to_dense")
 def _bsr_to_dense_fake(block_row_ptr, block_col_idx, blocks, m, k):
     return blocks.new_empty((m, k))
 
 
-@torch.library.register_fake("sparse::dense_to_bitmap")
+@_register_fake("dense_to_bitmap")
 def _dense_to_bitmap_fake(dense):
     m, k = dense.shape
     groups = _cdiv(m, BITMAP_GROUP) * _cdiv(k, BITMAP_GROUP)
@@ -148,19 +173,19 @@ def _dense_to_bitmap_fake(dense):
     )
 
 
-@torch.library.register_fake("sparse::bitmap_to_dense")
+@_register_fake("bitmap_to_dense")
 def _bitmap_to_dense_fake(group_offsets, bitmaps, values, m, k):
     return values.new_empty((m, k))
 
 
-@torch.library.register_fake("sparse::dense_to_sparse24")
+@_register_fake("dense_to_sparse24")
 def _dense_to_sparse24_fake(dense):
     m, k = dense.shape
     kp = _cdiv(k, SPARSE24_K_ALIGN) * SPARSE24_K_ALIGN
     return dense.new_empty((m, kp // 2)), dense.new_empty((m, kp // 16), dtype=torch.int16)
 
 
-@torch.library.register_fake("sparse::sparse24_to_dense")
+@_register_fake("sparse24_to_dense")
 def _sparse24_to_dense_fake(values, meta, k):
     return values.new_empty((values.shape[0], k))
 
