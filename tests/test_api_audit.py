@@ -454,7 +454,7 @@ def test_to_csr_of_torch_csr_with_strided_values():
     t = w.to_sparse_csr()
     strided = torch.stack([t.values(), t.values()], 1)[:, 0]
     assert not strided.is_contiguous()
-    tc = torch.sparse_csr_tensor(t.crow_indices(), t.col_indices(), strided, w.shape)
+    tc = torch.sparse_csr_tensor(t.crow_indices(), t.col_indices(), strided, w.shape, check_invariants=True)
     a = sk.to_csr(tc)
     assert torch.equal(a.to_dense(), w)
     x = random_dense(9, 2)
@@ -483,3 +483,18 @@ def test_ops_refuse_operands_on_different_devices():
             type(b)(b._mk, tuple(inner)).to_dense()
     # all on meta is fine (shape propagation)
     assert (a.to("meta") @ x.to("meta")).device.type == "meta"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_matmul_with_a_batched_dense_operand(fmt):
+    """`a @ x` with x of shape [..., k, n] (matmul's broadcasting) raised "does not support aten.expand"; the
+    operator folds the batch now (torch.matmul itself expands the sparse operand, and says to use @)."""
+    w, a = make(fmt)
+    x = random_dense(2, 3, w.shape[1], 4)
+    torch.testing.assert_close(a @ x, w @ x, rtol=1e-5, atol=1e-5)
+    with pytest.raises(NotImplementedError, match="@ operator"):
+        torch.matmul(a, x)
+    y = random_dense(2, w.shape[0], 5)
+    torch.testing.assert_close(a.t() @ y, w.t() @ y, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot be multiplied"):
+        a @ random_dense(2, w.shape[1] + 1, 4)

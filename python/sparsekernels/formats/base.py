@@ -132,6 +132,15 @@ class SparseFormatTensor(torch.Tensor):
     def __matmul__(self, other):
         if not isinstance(other, torch.Tensor):
             return NotImplemented
+        if other.dim() > 2 and not isinstance(other, SparseFormatTensor):
+            # a batched dense operand [..., k, n]: one product with the batch folded into the columns (torch.matmul
+            # itself would expand the sparse operand to the batch, which a format tensor cannot be)
+            if other.shape[-2] != self.shape[1]:
+                raise ValueError(f"{self.FORMAT} SpMM: shapes {tuple(self.shape)} and {tuple(other.shape)} cannot be "
+                                 "multiplied")
+            folded = other.movedim(-2, 0).reshape(other.shape[-2], -1)
+            out = torch.matmul(self, folded)
+            return out.reshape(self.shape[0], *other.shape[:-2], other.shape[-1]).movedim(0, -2)
         return torch.matmul(self, other)
 
     def __rmatmul__(self, other):
@@ -300,6 +309,15 @@ def _handle_mv(func, args, kwargs):
     return a._matmul_dense(v.unsqueeze(1)).squeeze(1)
 
 
+def _handle_expand(func, args, kwargs):
+    a = args[0]
+    raise NotImplementedError(
+        f"sparsekernels {type(a).__name__} cannot be expanded to {list(args[1])} (torch.matmul with a batched dense "
+        "operand expands the sparse one); use the @ operator, which folds the batch into the columns, or "
+        "F.linear(x, a) for x of shape [..., k]"
+    )
+
+
 def _handle_detach(func, args, kwargs):
     a = args[0]
     return a._with(tuple(t.detach() for t in a._inner()))
@@ -369,6 +387,7 @@ _HANDLERS = {
     aten.transpose.int: _handle_transpose,
     aten.permute.default: _handle_permute,
     aten.mv.default: _handle_mv,
+    aten.expand.default: _handle_expand,
     aten.detach.default: _handle_detach,
     aten.alias.default: _handle_detach,
     aten.clone.default: _handle_clone,
