@@ -498,3 +498,16 @@ def test_matmul_with_a_batched_dense_operand(fmt):
     torch.testing.assert_close(a.t() @ y, w.t() @ y, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="cannot be multiplied"):
         a @ random_dense(2, w.shape[1] + 1, 4)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "bsr"])
+def test_to_torch_and_to_scipy_of_a_transposed_tensor(fmt):
+    """a.t().to_scipy() / a.t().to_torch() returned the stored matrix (shape (m, k)), not the transposed one."""
+    w = sk.prune_magnitude(random_dense(8, 12), 0.5)
+    a = sk.to_csr(w) if fmt == "csr" else sk.to_bsr(w, (4, 4))
+    at = a.t()
+    t = at.to_torch()
+    assert t.shape == (12, 8) and torch.equal(t.to_dense(), w.t())
+    s = at.to_scipy()
+    assert s.shape == (12, 8) and (s.toarray() == w.t().numpy()).all()
+    assert a.to_torch().layout == (torch.sparse_csr if fmt == "csr" else torch.sparse_bsr)

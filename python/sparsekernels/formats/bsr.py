@@ -54,7 +54,8 @@ class BSRTensor(SparseFormatTensor):
         return torch.ops.sparse.bsr_to_dense(self.block_row_ptr, self.block_col_idx, self.blocks, *self._mk)
 
     def to_torch(self) -> torch.Tensor:
-        """A torch.sparse_bsr_tensor sharing the arrays (needs m, k multiples of the block size)."""
+        """A torch.sparse_bsr_tensor sharing the arrays (needs m, k multiples of the block size); for a transposed
+        tensor (``a.t()``) its transpose, a torch.sparse_bsc tensor over the same arrays."""
         r, c = self.blocksize
         m, k = self._mk
         if m % r or k % c:
@@ -62,17 +63,21 @@ class BSRTensor(SparseFormatTensor):
         # O(nnzb): a BSRTensor built directly from arrays was never checked, and torch would not (on the CPU: the
         # BSR ops have no CUDA kernel yet)
         (self if self.device.type == "cpu" else self.cpu())._validate()
-        return torch.sparse_bsr_tensor(self.block_row_ptr, self.block_col_idx, self.blocks, self._mk, check_invariants=False)
+        t = torch.sparse_bsr_tensor(self.block_row_ptr, self.block_col_idx, self.blocks, self._mk,
+                                    check_invariants=False)
+        return t.t() if self.transposed else t
 
     def to_scipy(self):
-        """A scipy.sparse.bsr_array (needs m, k multiples of the block size; bfloat16 copied to float32)."""
+        """A scipy.sparse.bsr_array (needs m, k multiples of the block size; bfloat16 copied to float32); for a
+        transposed tensor its transpose."""
         import scipy.sparse
 
         self.to_torch()  # shape check
         blocks = self.blocks.detach()
         if blocks.dtype == torch.bfloat16:
             blocks = blocks.float()
-        return scipy.sparse.bsr_array(
+        s = scipy.sparse.bsr_array(
             (blocks.cpu().numpy(), self.block_col_idx.cpu().numpy(), self.block_row_ptr.cpu().numpy()),
             shape=self._mk,
         )
+        return s.T if self.transposed else s
