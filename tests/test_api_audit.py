@@ -340,6 +340,15 @@ def test_blocksize_errors_name_the_blocksize(blocksize):
         sk.nn.SparseLinear.from_dense(nn.Linear(8, 8), "bsr", 0.5, blocksize=blocksize)
 
 
+def test_blocksize_accepts_integer_scalars():
+    w = sk.prune_magnitude(random_dense(8, 8), 0.5)
+    import numpy as np
+
+    a = sk.to_bsr(w, (np.int64(4), torch.tensor(2)))
+    assert a.blocksize == (4, 2) and torch.equal(a.to_dense(), w)
+    assert torch.equal(sk.prune_blocks(w, [np.int32(2), 2], 0.0), w)
+
+
 def test_pruning_argument_errors():
     with pytest.raises(ValueError, match="prune_n_m.*at least 1-D"):
         sk.prune_n_m(torch.tensor(3.0), 2, 4)

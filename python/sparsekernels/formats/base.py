@@ -16,6 +16,7 @@ the dense operand needs (``sparse.spmm``'s autograd in ops.py, and aten.mm's).
 
 from __future__ import annotations
 
+import operator
 from typing import Any, ClassVar
 
 import torch
@@ -214,8 +215,13 @@ def check_blocksize(fn: str, blocksize) -> tuple[int, int]:
         items = tuple(blocksize)
     except TypeError:
         raise TypeError(f"{fn}: blocksize must be two positive ints (r, c), got {blocksize!r}") from None
-    if (len(items) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items)
-            or not all(v >= 1 for v in items)):
+    try:  # ints, numpy / torch integer scalars; not bools, floats or strings
+        if len(items) != 2 or any(isinstance(v, bool) for v in items):
+            raise TypeError
+        items = tuple(operator.index(v) for v in items)
+    except TypeError:
+        items = None
+    if items is None or not all(v >= 1 for v in items):
         raise ValueError(f"{fn}: blocksize must be two positive ints (r, c), got {blocksize!r}")
     return items
 
