@@ -316,7 +316,8 @@ def test_to_torch_and_to_scipy_validate_hand_built_arrays(fmt):
 # ---- argument errors that did not say what was wrong -------------------------------------------------------------
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_sparse_linear_input_of_the_wrong_width(fmt):
-    """SparseLinear(x) with x.shape[-1] != in_features raised "shape '[-1, 33]' is invalid for input of size 96"."""
+    """SparseLinear(x) with x.shape[-1] != in_features raised "shape '[-1, 33]' is invalid for input of size 96"; an
+    input of another dtype named the kernel's internal 'b'."""
     layer = sk.nn.SparseLinear.from_dense(nn.Linear(33, 7), fmt, None if fmt == "sparse24" else 0.5,
                                           blocksize=(4, 8))
     with pytest.raises(ValueError, match="in_features = 33.*32"):
@@ -324,6 +325,8 @@ def test_sparse_linear_input_of_the_wrong_width(fmt):
     with pytest.raises(ValueError, match="in_features = 33"):
         layer(torch.tensor(1.0))
     assert layer(random_dense(33)).shape == (7,)
+    with pytest.raises(TypeError, match="SparseLinear: the input has dtype torch.float16.*torch.float32"):
+        layer(random_dense(3, 33).half())
 
 
 @pytest.mark.parametrize("blocksize", [4, (1, 2, 3), (2.5, 2), (0, 2), "ab", None])

@@ -129,6 +129,10 @@ class SparseLinear(nn.Module):
         if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"SparseLinear: the input's last dimension must be in_features = {self.in_features}, "
                              f"got an input of shape {tuple(x.shape)}")
+        values = getattr(self, self._values_name)
+        if isinstance(x, torch.Tensor) and x.dtype != values.dtype:
+            raise TypeError(f"SparseLinear: the input has dtype {x.dtype} but the layer's weight is {values.dtype}; "
+                            f"convert one of them (x.to({values.dtype}) or layer.to({x.dtype}))")
         lead = x.shape[:-1]
         b = x.reshape(-1, self.in_features).t().contiguous()  # [in, N]: the kernels' dense operand
         if self.format == "csr":
