@@ -523,3 +523,12 @@ def test_to_torch_and_to_scipy_of_a_transposed_tensor(fmt):
     s = at.to_scipy()
     assert s.shape == (12, 8) and (s.toarray() == w.t().numpy()).all()
     assert a.to_torch().layout == (torch.sparse_csr if fmt == "csr" else torch.sparse_bsr)
+
+
+def test_sddmm_with_non_tensor_operands():
+    """sk.sddmm(a, list, y) raised AttributeError "'list' object has no attribute 'dim'"."""
+    a = make("csr")[1]
+    with pytest.raises(TypeError, match="sddmm: 'x' must be a torch.Tensor, got list"):
+        sk.sddmm(a, [[1.0]], random_dense(33, 2))
+    with pytest.raises(TypeError, match="sddmm: 'y' must be a torch.Tensor, got NoneType"):
+        sk.sddmm(a, random_dense(7, 2), None)
