@@ -5,6 +5,8 @@ tensor, a scipy.sparse matrix or another format tensor. CSR from torch CSR or sc
 CSR, and BSR from torch BSR, share the arrays (zero-copy) when the dtypes allow.
 Values must be float32, float16, bfloat16 or float64 (float64: CPU only, for verification such as
 gradcheck; its kernels are simple double loops, not tuned): pass ``dtype=`` to convert others.
+Packing is not differentiable: the result is detached from the input (``to_csr(layer.weight)`` carries no
+gradient back to ``layer.weight``); train sparse values through ``sparsekernels.nn.SparseLinear``.
 """
 
 from __future__ import annotations
