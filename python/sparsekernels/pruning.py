@@ -2,7 +2,8 @@
 
 Each returns a dense tensor of the same shape, dtype and device with the pruned
 entries set to zero (pack it with to_csr / to_bitmap / to_sparse24 / to_bsr).
-Ties are broken by position, so exactly the requested count is removed.
+Ties are broken deterministically (by torch.topk; which of two equal entries survives is not specified, and
+differs between the functions), so exactly the requested count is removed.
 """
 
 from __future__ import annotations
