@@ -532,3 +532,13 @@ def test_sddmm_with_non_tensor_operands():
         sk.sddmm(a, [[1.0]], random_dense(33, 2))
     with pytest.raises(TypeError, match="sddmm: 'y' must be a torch.Tensor, got NoneType"):
         sk.sddmm(a, random_dense(7, 2), None)
+
+
+def test_bitmap_sddmm_checks_num_values_before_allocating():
+    """bitmap_sddmm allocated its [num_values] output before checking num_values against group_offsets[G], so a
+    wrong num_values of 2**40 raised "DefaultCPUAllocator: can't allocate memory" instead of naming it."""
+    _, a = make("bitmap")
+    x, y = random_dense(7, 3), random_dense(33, 3)
+    with pytest.raises(ValueError, match="num_values.*must equal.*group_offsets"):
+        torch.ops.sparse.bitmap_sddmm(a.group_offsets, a.bitmaps, x, y, 2**40)
+    assert torch.ops.sparse.bitmap_sddmm(a.group_offsets, a.bitmaps, x, y, a.values.shape[0]).shape == a.values.shape
