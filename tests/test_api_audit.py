@@ -542,3 +542,14 @@ def test_bitmap_sddmm_checks_num_values_before_allocating():
     with pytest.raises(ValueError, match="num_values.*must equal.*group_offsets"):
         torch.ops.sparse.bitmap_sddmm(a.group_offsets, a.bitmaps, x, y, 2**40)
     assert torch.ops.sparse.bitmap_sddmm(a.group_offsets, a.bitmaps, x, y, a.values.shape[0]).shape == a.values.shape
+
+
+def test_cpu_isa_functions_with_a_non_string():
+    """set_cpu_isa(None) raised the op schema's RuntimeError ("Expected a value of type 'str'")."""
+    with pytest.raises(TypeError, match="set_cpu_isa: isa must be a str"):
+        sk.set_cpu_isa(None)
+    with pytest.raises(TypeError, match="cpu_isa_supported: isa must be a str"):
+        sk.cpu_isa_supported(2)
+    with pytest.raises(TypeError, match="use_cpu_isa: isa must be a str"):
+        with sk.use_cpu_isa(None):
+            pass
