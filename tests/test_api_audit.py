@@ -417,12 +417,23 @@ def test_backward_ops_are_differentiable(fmt):
 
 def test_to_dense_of_differentiable_values():
     """csr_to_dense had no autograd formula, so sk.sddmm(a, x, y).to_dense() (values with a grad_fn) gave x.grad
-    None with only a warning; the other unpack / pack ops now refuse to backpropagate instead of dropping it."""
+    None with only a warning; bsr / 2:4 to_dense gather their gradient too, bitmap_to_dense and the pack ops refuse
+    to backpropagate instead of dropping it."""
     w, a = make("csr", m=9, k=13, dtype=torch.float64)
     x = random_dense(9, 4, dtype=torch.float64).requires_grad_()
     y = random_dense(13, 4, dtype=torch.float64, seed=1).requires_grad_()
     assert torch.autograd.gradcheck(lambda x, y: sk.sddmm(a, x, y).to_dense(), (x, y))
-    for fmt in ("bsr", "bitmap", "sparse24"):
+    for fmt in ("bsr", "sparse24"):  # gathers too: every stored slot inside the matrix, padding slots 0
+        _, b = make(fmt, m=9, k=13, dtype=torch.float64)
+        *index, values = b._inner()
+        values = values.detach().clone().requires_grad_()
+        assert torch.autograd.gradcheck(lambda v: type(b)(b._mk, (*index, v)).to_dense(), (values,))
+        g = random_dense(9, 13, dtype=torch.float64)
+        type(b)(b._mk, (*index, values)).to_dense().backward(g)
+        # the gradient of each slot is its element of g: a product with the slots' matrix reproduces it
+        ones = type(b)(b._mk, (*index, torch.ones_like(values))).to_dense()
+        assert torch.equal(type(b)(b._mk, (*index, values.grad)).to_dense(), g * (ones != 0))
+    for fmt in ("bitmap",):
         _, b = make(fmt, m=9, k=13)
         *index, values = b._inner()
         values = values.detach().clone().requires_grad_()

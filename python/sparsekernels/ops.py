@@ -451,6 +451,57 @@ torch.library.register_autograd("sparse::csr_to_dense", _csr_to_dense_backward,
                                 setup_context=_csr_to_dense_setup_context)
 
 
+# bsr_to_dense: grad_blocks[b] = the r x c block of grad at block b's place (0 in the padding of edge blocks).
+def _bsr_to_dense_setup_context(ctx, inputs, output):
+    block_row_ptr, block_col_idx, blocks, _m, _k = inputs
+    ctx.save_for_backward(block_row_ptr, block_col_idx)
+    ctx.block = tuple(blocks.shape[1:])
+
+
+def _bsr_to_dense_backward(ctx, grad):
+    block_row_ptr, block_col_idx = ctx.saved_tensors
+    grad_blocks = None
+    if ctx.needs_input_grad[2]:
+        (r, c), (m, k) = ctx.block, grad.shape
+        gm, gk = block_row_ptr.shape[0] - 1, (k + c - 1) // c
+        tiles = torch.nn.functional.pad(grad, (0, gk * c - k, 0, gm * r - m))
+        tiles = tiles.reshape(gm, r, gk, c).permute(0, 2, 1, 3)  # [gm, gk, r, c]
+        counts = (block_row_ptr[1:] - block_row_ptr[:-1]).long()
+        rows = torch.repeat_interleave(torch.arange(gm, device=grad.device), counts,
+                                       output_size=block_col_idx.shape[0])
+        grad_blocks = tiles[rows, block_col_idx.long()].contiguous()
+    return None, None, grad_blocks, None, None
+
+
+# sparse24_to_dense: grad_values[i, 2g + s] = grad[i, 4g + position s of group g] (0 at positions >= k). Each int16
+# meta word holds 4 groups, a nibble each: bits 0-1 the first position, bits 2-3 the second (docs/formats.md).
+def _sparse24_to_dense_setup_context(ctx, inputs, output):
+    _values, meta, _k = inputs
+    ctx.save_for_backward(meta)
+
+
+def _sparse24_to_dense_backward(ctx, grad):
+    (meta,) = ctx.saved_tensors
+    grad_values = None
+    if ctx.needs_input_grad[0]:
+        m, k = grad.shape
+        kp = meta.shape[1] * 16
+        words = meta.to(torch.int32) & 0xFFFF
+        shifts = torch.arange(0, 16, 4, device=meta.device, dtype=torch.int32)
+        nibbles = (words.unsqueeze(-1) >> shifts) & 0xF  # [m, kp / 16, 4 groups]
+        pos = torch.stack((nibbles & 3, nibbles >> 2), dim=-1).reshape(m, kp // 4, 2)
+        cols = pos + 4 * torch.arange(kp // 4, device=meta.device, dtype=torch.int32).reshape(1, -1, 1)
+        padded = torch.nn.functional.pad(grad, (0, kp - k))  # positions >= k read the zero padding
+        grad_values = padded.gather(1, cols.reshape(m, kp // 2).long())
+    return grad_values, None, None
+
+
+torch.library.register_autograd("sparse::bsr_to_dense", _bsr_to_dense_backward,
+                                setup_context=_bsr_to_dense_setup_context)
+torch.library.register_autograd("sparse::sparse24_to_dense", _sparse24_to_dense_backward,
+                                setup_context=_sparse24_to_dense_setup_context)
+
+
 def _no_gradient(op):
     def backward(ctx, *grads):
         raise NotImplementedError(f"sparse::{op} has no gradient; for a trainable sparse weight use "
@@ -461,8 +512,7 @@ def _no_gradient(op):
 
 
 # Without a formula torch only warns and leaves .grad None; these raise instead.
-for _op in ("bsr_to_dense", "bitmap_to_dense", "sparse24_to_dense",
-            "dense_to_csr", "dense_to_bsr", "dense_to_bitmap", "dense_to_sparse24"):
+for _op in ("bitmap_to_dense", "dense_to_csr", "dense_to_bsr", "dense_to_bitmap", "dense_to_sparse24"):
     torch.library.register_autograd(f"sparse::{_op}", _no_gradient(_op))
 
 
