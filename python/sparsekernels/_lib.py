@@ -54,19 +54,27 @@ def cpu_isa() -> str:
     return torch.ops.sparsekernels.cpu_isa()
 
 
+def _check_isa(fn: str, isa) -> None:
+    if not isinstance(isa, str):
+        raise TypeError(f"{fn}: isa must be a str (one of {', '.join(CPU_ISAS)}), got {type(isa).__name__}")
+
+
 def cpu_isa_supported(isa: str) -> bool:
     """Whether this CPU can run the given kernel variant."""
+    _check_isa("cpu_isa_supported", isa)
     return bool(torch.ops.sparsekernels.cpu_isa_supported(isa))
 
 
 def set_cpu_isa(isa: str) -> None:
     """Force a CPU kernel variant (ValueError if unknown or unsupported by this CPU)."""
+    _check_isa("set_cpu_isa", isa)
     torch.ops.sparsekernels.set_cpu_isa(isa)
 
 
 @contextlib.contextmanager
 def use_cpu_isa(isa: str):
     """Context manager: run CPU kernels with the given variant, then restore."""
+    _check_isa("use_cpu_isa", isa)
     previous = cpu_isa()
     set_cpu_isa(isa)
     try:

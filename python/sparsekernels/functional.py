@@ -37,6 +37,9 @@ def sddmm(a, x: torch.Tensor, y: torch.Tensor) -> CSRTensor:
     """(x @ y.T) sampled at the pattern of A: a CSR tensor with A's pattern whose values are
     dot(x[i], y[j]) for each stored (i, j). x is [m, d], y is [n, d] for A of shape [m, n]."""
     a = _csr_operand("sddmm", a, "a")
+    for name, t in (("x", x), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"sddmm: '{name}' must be a torch.Tensor, got {type(t).__name__}")
     m, n = a._mk
     if x.dim() != 2 or y.dim() != 2 or x.shape[0] != m or y.shape[0] != n or x.shape[1] != y.shape[1]:
         raise ValueError(

@@ -37,6 +37,7 @@ from sparsekernels.formats import (
     to_csr,
     to_sparse24,
 )
+from sparsekernels.formats.base import check_blocksize
 from sparsekernels.pruning import prune_blocks, prune_magnitude, prune_n_m
 
 __all__ = ["SparseLinear", "sparsify", "SparsifyEntry", "SparsifyReport", "FORMATS"]
@@ -66,6 +67,7 @@ class SparseLinear(nn.Module):
         if weight.transposed:
             raise ValueError("SparseLinear: weight must be the (out_features x in_features) matrix, not a transposed "
                              "format tensor")
+        weight._check_shape()
         self.format: str = weight.FORMAT
         self.out_features, self.in_features = (int(s) for s in weight._mk)
         self.blocksize: tuple[int, int] | None = tuple(weight.blocksize) if self.format == "bsr" else None
@@ -82,6 +84,9 @@ class SparseLinear(nn.Module):
         else:
             if bias.shape != (self.out_features,):
                 raise ValueError(f"SparseLinear: bias must have shape ({self.out_features},), got {tuple(bias.shape)}")
+            if bias.dtype != weight.dtype:
+                raise TypeError(f"SparseLinear: bias dtype {bias.dtype} differs from the weight's {weight.dtype} (the "
+                                f"output would be promoted silently); convert it, e.g. bias.to({weight.dtype})")
             self.bias = bias if isinstance(bias, nn.Parameter) else nn.Parameter(bias.detach().clone())
 
     # ---- construction ------------------------------------------------------------------------------------------
@@ -121,6 +126,13 @@ class SparseLinear(nn.Module):
 
     # ---- the product ------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"SparseLinear: the input's last dimension must be in_features = {self.in_features}, "
+                             f"got an input of shape {tuple(x.shape)}")
+        values = getattr(self, self._values_name)
+        if isinstance(x, torch.Tensor) and x.dtype != values.dtype:
+            raise TypeError(f"SparseLinear: the input has dtype {x.dtype} but the layer's weight is {values.dtype}; "
+                            f"convert one of them (x.to({values.dtype}) or layer.to({x.dtype}))")
         lead = x.shape[:-1]
         b = x.reshape(-1, self.in_features).t().contiguous()  # [in, N]: the kernels' dense operand
         if self.format == "csr":
@@ -237,8 +249,7 @@ def ineligibility(module: nn.Module, format: str, sparsity: float | None = None,
         raise ValueError(f"format 'sparse24' is 50% sparse (2 of every 4 weights); sparsity must be None or 0.5, "
                          f"got {sparsity}")
     if format == "bsr":
-        if not (len(tuple(blocksize)) == 2 and all(isinstance(v, int) and v >= 1 for v in blocksize)):
-            raise ValueError(f"blocksize must be two positive ints, got {blocksize}")
+        check_blocksize("SparseLinear", blocksize)
     if not isinstance(module, nn.Linear):
         return f"type {type(module).__name__} is not an nn.Linear"
     w = module.weight
@@ -297,8 +308,9 @@ def sparsify(
     blocksize)``, in place, and returns a report with one (name, swapped, reason) entry per nn.Linear.
 
     Eligible: an nn.Linear (not a subclass: a subclass such as MultiheadAttention's out_proj may be used through
-    its ``.weight`` by its owner) with a float32/float16/bfloat16 dense, non-empty weight. Others are skipped,
-    with the reason in the report.
+    its ``.weight`` by its owner) with a float32/float16/bfloat16 dense, non-empty weight that no other module
+    holds (a weight tied to an embedding or shared by two layers stays dense: a SparseLinear would untie it).
+    Others are skipped, with the reason in the report.
     ``filter``: a function ``(name, module) -> bool`` choosing among the eligible layers, or a collection of layer
     names. Layers asked for by name are converted even when they are subclasses of nn.Linear; a named layer that
     does not exist or that the format cannot hold raises (KeyError / TypeError / ValueError). A module used at
@@ -310,7 +322,8 @@ def sparsify(
     first_name: dict[int, str] = {}
     modules: dict[int, nn.Linear] = {}
     for parent_name, parent in model.named_modules(remove_duplicate=False):
-        for attr, child in parent.named_children():
+        # parent._modules, not named_children(), which lists a module held twice by one parent only once
+        for attr, child in parent._modules.items():
             if not isinstance(child, nn.Linear):
                 continue
             name = f"{parent_name}.{attr}" if parent_name else attr
@@ -319,6 +332,14 @@ def sparsify(
             modules[id(child)] = child
     if isinstance(model, nn.Linear):
         raise TypeError("sparsify: the model itself is an nn.Linear; use SparseLinear.from_dense(model, ...) instead")
+    # every module (by identity) that holds each Parameter: a Linear's weight held by another module too is tied
+    # (an embedding tied to the output projection, two layers sharing one weight); a SparseLinear would get its own
+    # copy and untie them
+    owners: dict[int, dict[int, str]] = {}
+    for mod_name, mod in model.named_modules(remove_duplicate=False):
+        for p_name, p in mod._parameters.items():
+            if p is not None:
+                owners.setdefault(id(p), {}).setdefault(id(mod), f"{mod_name}.{p_name}" if mod_name else p_name)
     if by_name:
         all_names = {n for n in first_name.values()}
         missing = names - all_names
@@ -332,6 +353,10 @@ def sparsify(
         name = first_name[key]
         asked = name in names
         reason = ineligibility(module, format, sparsity, blocksize)
+        tied = [n for mid, n in owners.get(id(module.weight), {}).items() if mid != key]
+        if reason is None and tied:
+            reason = (f"its weight is tied to {', '.join(sorted(tied))} (one shared Parameter); a SparseLinear would "
+                      f"hold its own copy and untie them (untie it first, e.g. with a cloned Parameter, to convert it)")
         if reason is None and type(module) is not nn.Linear and not asked:
             reason = (f"type {type(module).__name__} is a subclass of nn.Linear, which its owner may use through "
                       f".weight; name it in filter to convert it anyway")

@@ -2,18 +2,26 @@
 
 Each returns a dense tensor of the same shape, dtype and device with the pruned
 entries set to zero (pack it with to_csr / to_bitmap / to_sparse24 / to_bsr).
-Ties are broken by position, so exactly the requested count is removed.
+Ties are broken deterministically (by torch.topk; which of two equal entries survives is not specified, and
+differs between the functions), so exactly the requested count is removed.
 """
 
 from __future__ import annotations
 
 import torch
 
+from sparsekernels.formats.base import check_blocksize
+
 
 def _scores(x: torch.Tensor) -> torch.Tensor:
     """x in the dtype its magnitudes are ranked in: float32, or float64 for float64 (where float32 would tie or
     misorder values that differ only past float32's precision)."""
     return x if x.dtype == torch.float64 else x.float()
+
+
+def _check_tensor(fn: str, w) -> None:
+    if not isinstance(w, torch.Tensor):
+        raise TypeError(f"{fn}: w must be a torch.Tensor, got {type(w).__name__}")
 
 
 def _check_sparsity(fn: str, sparsity: float) -> None:
@@ -24,6 +32,7 @@ def _check_sparsity(fn: str, sparsity: float) -> None:
 def prune_magnitude(w: torch.Tensor, sparsity: float, *, per_row: bool = False) -> torch.Tensor:
     """Zero the `sparsity` fraction of entries with the smallest magnitude (round(sparsity * count) of them),
     over the whole tensor or, with per_row=True, in every row of a 2-D tensor."""
+    _check_tensor("prune_magnitude", w)
     _check_sparsity("prune_magnitude", sparsity)
     w = w.detach()
     if w.numel() == 0:
@@ -46,8 +55,12 @@ def prune_magnitude(w: torch.Tensor, sparsity: float, *, per_row: bool = False) 
 def prune_n_m(w: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
     """Keep the n largest-magnitude entries in every group of m consecutive entries along the last dimension
     (a final partial group keeps min(n, its size))."""
-    if not (isinstance(n, int) and isinstance(m, int) and 0 <= n <= m and m >= 1):
+    _check_tensor("prune_n_m", w)
+    if not (isinstance(n, int) and isinstance(m, int) and not isinstance(n, bool) and not isinstance(m, bool)
+            and 0 <= n <= m and m >= 1):
         raise ValueError(f"prune_n_m: need integers 0 <= n <= m, m >= 1, got n={n}, m={m}")
+    if w.dim() == 0:
+        raise ValueError("prune_n_m: w must be at least 1-D (groups run along the last dimension), got a 0-D tensor")
     w = w.detach()
     k = w.shape[-1] if w.dim() else 0
     if w.numel() == 0:
@@ -70,12 +83,11 @@ def prune_n_m(w: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
 def prune_blocks(w: torch.Tensor, blocksize: tuple[int, int], sparsity: float) -> torch.Tensor:
     """Zero the `sparsity` fraction of r x c blocks with the smallest L2 norm (edge blocks of a shape that is not
     a multiple of the block size are partial and compete by their norm)."""
+    _check_tensor("prune_blocks", w)
     _check_sparsity("prune_blocks", sparsity)
-    r, c = blocksize
+    r, c = check_blocksize("prune_blocks", blocksize)
     if w.dim() != 2:
         raise ValueError(f"prune_blocks: expected a 2-D tensor, got shape {tuple(w.shape)}")
-    if not (r >= 1 and c >= 1):
-        raise ValueError(f"prune_blocks: blocksize must be positive, got {blocksize}")
     w = w.detach()
     m, k = w.shape
     if w.numel() == 0:

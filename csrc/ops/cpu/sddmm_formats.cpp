@@ -110,6 +110,14 @@ at::Tensor bitmap_sddmm_cpu(const at::Tensor& group_offsets, const at::Tensor& b
   SK_CHECK_SAME_DEVICE(op, group_offsets, x);
   TORCH_CHECK_VALUE(num_values >= 0, op, ": 'num_values' (the length of the values tensor) must be >= 0, got ",
                     num_values);
+  // num_values is the values' length, group_offsets[G]: checked before an output of that length is allocated
+  // (the validator below checks group_offsets itself)
+  if (group_offsets.dim() == 1 && group_offsets.numel() >= 1 && group_offsets.scalar_type() == at::kLong &&
+      group_offsets.is_contiguous() && group_offsets.device().is_cpu()) {
+    const int64_t total = group_offsets.data_ptr<int64_t>()[group_offsets.numel() - 1];
+    TORCH_CHECK_VALUE(total == num_values, op, ": 'num_values' = ", num_values,
+                      " must equal the length of the values tensor, group_offsets[G] = ", total);
+  }
   const int64_t m = xx.size(0), k = yy.size(0), d = xx.size(1);
   at::Tensor out = empty_output({num_values}, xx.options());
   validate_bitmap(op, group_offsets, bitmaps, out, m, k);

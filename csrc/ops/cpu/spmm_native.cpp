@@ -54,6 +54,9 @@ at::Tensor spmm_native_sparse(const at::Tensor& a, const at::Tensor& b) {
 
 TORCH_LIBRARY_IMPL(sparse, SparseCsrCPU, m) { m.impl("spmm", &spmm_native_sparse); }
 TORCH_LIBRARY_IMPL(sparse, SparseCsrCUDA, m) { m.impl("spmm", &spmm_native_sparse); }
+// COO (layout Sparse): the not-implemented message naming the supported layouts, not the dispatcher's
+TORCH_LIBRARY_IMPL(sparse, SparseCPU, m) { m.impl("spmm", &spmm_native_sparse); }
+TORCH_LIBRARY_IMPL(sparse, SparseCUDA, m) { m.impl("spmm", &spmm_native_sparse); }
 TORCH_LIBRARY_IMPL(sparse, CPU, m) { m.impl("spmm", &spmm_dense_a); }
 TORCH_LIBRARY_IMPL(sparse, CUDA, m) { m.impl("spmm", &spmm_dense_a); }
 

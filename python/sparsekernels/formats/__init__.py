@@ -5,6 +5,8 @@ tensor, a scipy.sparse matrix or another format tensor. CSR from torch CSR or sc
 CSR, and BSR from torch BSR, share the arrays (zero-copy) when the dtypes allow.
 Values must be float32, float16, bfloat16 or float64 (float64: CPU only, for verification such as
 gradcheck; its kernels are simple double loops, not tuned): pass ``dtype=`` to convert others.
+Packing is not differentiable: the result is detached from the input (``to_csr(layer.weight)`` carries no
+gradient back to ``layer.weight``); train sparse values through ``sparsekernels.nn.SparseLinear``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sparsekernels.formats.base import SparseFormatTensor
+from sparsekernels.formats.base import SparseFormatTensor, check_blocksize
 from sparsekernels.formats.bitmap import BitmapTensor
 from sparsekernels.formats.bsr import BSRTensor
 from sparsekernels.formats.csr import CSRTensor
@@ -22,6 +24,10 @@ __all__ = [
     "SparseFormatTensor", "CSRTensor", "BSRTensor", "BitmapTensor", "Sparse24Tensor",
     "to_csr", "to_bsr", "to_bitmap", "to_sparse24",
 ]
+
+# torch.load defaults to weights_only=True (torch >= 2.6): allow the format tensors in such a load. Unpickling one
+# only rebuilds the wrapper (torch's _rebuild_from_type_v2) and sets its attributes (tensors, ints, tuples, bools).
+torch.serialization.add_safe_globals([CSRTensor, BSRTensor, BitmapTensor, Sparse24Tensor])
 
 VALUE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -66,7 +72,7 @@ def _dense_2d(fn: str, x, dtype) -> torch.Tensor:
 
 
 def _from_arrays(cls, fn, mk, arrays, dtype, meta=()):
-    *index, values = arrays
+    *index, values = (a.contiguous() for a in arrays)  # the ops need contiguous arrays (a copy only if strided)
     values = values.detach()
     target = _values_dtype(fn, values.dtype, dtype)
     if values.dtype != target:
@@ -98,6 +104,8 @@ def to_csr(x, *, dtype: torch.dtype | None = None) -> CSRTensor:
 def to_bsr(x, blocksize: tuple[int, int] | None = None, *, dtype: torch.dtype | None = None) -> BSRTensor:
     """BSR with r x c blocks (default: the input's own for torch/scipy BSR, else (32, 32)). Blocks with at least
     one non-zero are kept; shapes that are not multiples of the block size are padded inside."""
+    if blocksize is not None:
+        blocksize = check_blocksize("to_bsr", blocksize)
     if isinstance(x, BSRTensor) and blocksize in (None, x.blocksize):
         return x if dtype in (None, x.dtype) else x.to(dtype)
     if isinstance(x, torch.Tensor) and x.layout == torch.sparse_bsr and blocksize in (None, tuple(x.values().shape[1:])):
@@ -106,8 +114,6 @@ def to_bsr(x, blocksize: tuple[int, int] | None = None, *, dtype: torch.dtype | 
         arrays = tuple(torch.from_numpy(np.asarray(a)) for a in (x.indptr, x.indices, x.data))
         return _from_arrays(BSRTensor, "to_bsr", x.shape, arrays, dtype)
     r, c = (32, 32) if blocksize is None else blocksize
-    if not (isinstance(r, int) and isinstance(c, int) and r >= 1 and c >= 1):
-        raise ValueError(f"to_bsr: blocksize must be two positive ints, got {blocksize}")
     dense = _dense_2d("to_bsr", x, dtype)
     return BSRTensor(tuple(dense.shape), torch.ops.sparse.dense_to_bsr(dense, r, c))
 

@@ -16,6 +16,7 @@ the dense operand needs (``sparse.spmm``'s autograd in ops.py, and aten.mm's).
 
 from __future__ import annotations
 
+import operator
 from typing import Any, ClassVar
 
 import torch
@@ -41,6 +42,11 @@ class SparseFormatTensor(torch.Tensor):
     @staticmethod
     def __new__(cls, mk, tensors, transposed=False, meta=(), requires_grad=False):
         values = tensors[-1]
+        mk = tuple(mk)
+        if len(mk) != 2 or not all(isinstance(v, (int, torch.SymInt)) and not isinstance(v, bool) for v in mk):
+            raise TypeError(f"{cls.__name__}: the shape must be two ints (m, k), got {mk}")
+        if any(isinstance(v, int) and v < 0 for v in mk):
+            raise ValueError(f"{cls.__name__}: the shape must not be negative, got {mk}")
         m, k = mk
         shape = (k, m) if transposed else (m, k)
         self = torch.Tensor._make_wrapper_subclass(
@@ -76,6 +82,9 @@ class SparseFormatTensor(torch.Tensor):
         """Runs the ops' format validation (a product with a 0-column operand)."""
         self._spmm(self._values_tensor().new_empty((self._mk[1], 0)))
 
+    def _check_shape(self) -> None:
+        """O(1) check that the arrays' sizes agree with the stored shape where no op checks it (2:4: the rows)."""
+
     def _values_tensor(self) -> torch.Tensor:
         return getattr(self, self.INNER[-1])
 
@@ -104,7 +113,7 @@ class SparseFormatTensor(torch.Tensor):
     def __repr__(self, *, tensor_contents=None) -> str:  # noqa: ARG002
         m, k = self.shape
         extra = "".join(f", {k_}={v}" for k_, v in self._repr_meta().items())
-        if is_fake(self._values_tensor()):  # while tracing: no data to count
+        if is_fake(self._values_tensor()) or self.device.type == "meta":  # tracing / meta: no data to count
             stats = ""
         else:
             stats = (f", nnz={self.nnz}, sparsity={self.sparsity:.3f}, bytes={self.format_nbytes} "
@@ -117,9 +126,34 @@ class SparseFormatTensor(torch.Tensor):
     def _repr_meta(self) -> dict:
         return {}
 
+    # ---- the @ operator -----------------------------------------------------------
+    # torch.Tensor.__matmul__ / __rmatmul__ turn any TypeError raised inside into NotImplemented, so Python
+    # reported a dtype mismatch (or any TypeError of the ops) as a bare "unsupported operand type(s) for @".
+    # These call torch.matmul directly, so the op's own message (naming the argument) reaches the user.
+    def __matmul__(self, other):
+        if not isinstance(other, torch.Tensor):
+            return NotImplemented
+        if other.dim() > 2 and not isinstance(other, SparseFormatTensor):
+            # a batched dense operand [..., k, n]: one product with the batch folded into the columns (torch.matmul
+            # itself would expand the sparse operand to the batch, which a format tensor cannot be)
+            if other.shape[-2] != self.shape[1]:
+                raise ValueError(f"{self.FORMAT} SpMM: shapes {tuple(self.shape)} and {tuple(other.shape)} cannot be "
+                                 "multiplied")
+            folded = other.movedim(-2, 0).reshape(other.shape[-2], -1)
+            out = torch.matmul(self, folded)
+            return out.reshape(self.shape[0], *other.shape[:-2], other.shape[-1]).movedim(0, -2)
+        return torch.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        if not isinstance(other, torch.Tensor):
+            return NotImplemented
+        return torch.matmul(other, self)
+
     # ---- SpMM entry --------------------------------------------------------------
     def _matmul_dense(self, b: torch.Tensor) -> torch.Tensor:
         """self @ b for a dense 2-D b."""
+        if not isinstance(b, torch.Tensor):
+            raise TypeError(f"{self.FORMAT} SpMM: the dense operand must be a torch.Tensor, got {type(b).__name__}")
         if isinstance(b, SparseFormatTensor):
             raise TypeError(
                 f"sparse @ sparse with {type(self).__name__} and {type(b).__name__} is not an SpMM; "
@@ -138,6 +172,8 @@ class SparseFormatTensor(torch.Tensor):
     def _dense_matmul(self, x: torch.Tensor) -> torch.Tensor:
         """x @ self for a dense 2-D x: (W @ x.T).T for a transposed format tensor W.T (the nn.Linear case),
         (A.T @ x.T).T by the transposed SpMM for a stored A (the gradient of the input of x @ A.T)."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{self.FORMAT} SpMM: the dense operand must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 2 or x.shape[1] != self.shape[0]:
             raise ValueError(
                 f"{self.FORMAT} SpMM: shapes {tuple(x.shape)} and {tuple(self.shape)} cannot be multiplied"
@@ -167,10 +203,27 @@ class SparseFormatTensor(torch.Tensor):
         if handler is None:
             raise NotImplementedError(
                 f"sparsekernels {cls.__name__} does not support {func}; "
-                "supported: sparse.spmm, mm, addmm, linear, t, detach, clone, to/_to_copy. "
+                "supported: sparse.spmm, mm, mv, addmm, linear, t, .T, detach, clone, copy_, to/_to_copy. "
                 "Convert with .to_dense() for anything else"
             )
         return handler(func, args, kwargs)
+
+
+def check_blocksize(fn: str, blocksize) -> tuple[int, int]:
+    """blocksize as a tuple of two positive ints, or a ValueError / TypeError naming it."""
+    try:
+        items = tuple(blocksize)
+    except TypeError:
+        raise TypeError(f"{fn}: blocksize must be two positive ints (r, c), got {blocksize!r}") from None
+    try:  # ints, numpy / torch integer scalars; not bools, floats or strings
+        if len(items) != 2 or any(isinstance(v, bool) for v in items):
+            raise TypeError
+        items = tuple(operator.index(v) for v in items)
+    except TypeError:
+        items = None
+    if items is None or not all(v >= 1 for v in items):
+        raise ValueError(f"{fn}: blocksize must be two positive ints (r, c), got {blocksize!r}")
+    return items
 
 
 def _is_fmt(x: Any) -> bool:
@@ -202,13 +255,23 @@ def _handle_mm(func, args, kwargs):
     return _mm(args[0], args[1])
 
 
+def _check_bias(fn: str, name: str, bias, out: torch.Tensor) -> None:
+    # torch raises for a dense product with an input / bias of another dtype; out + bias would promote silently
+    if isinstance(bias, torch.Tensor) and bias.dtype != out.dtype:
+        raise TypeError(f"{fn}: '{name}' has dtype {bias.dtype} but the product is {out.dtype}; "
+                        f"convert one of them to the same dtype")
+
+
 def _handle_addmm(func, args, kwargs):
     bias, a, b = args[:3]
     beta = kwargs.get("beta", args[3] if len(args) > 3 else 1)
     alpha = kwargs.get("alpha", args[4] if len(args) > 4 else 1)
     out = _mm(a, b)
+    _check_bias("addmm", "input' (linear's 'bias", bias, out)
     if alpha != 1:
         out = out * alpha
+    if beta == 0:  # torch.addmm ignores `input` when beta == 0 (NaN / inf in it are not propagated)
+        return out.expand(torch.broadcast_shapes(bias.shape, out.shape)).contiguous()
     return out + (bias if beta == 1 else bias * beta)
 
 
@@ -220,6 +283,7 @@ def _handle_linear(func, args, kwargs):
     x2 = x.reshape(-1, x.shape[-1])
     out = _handle_t(func, (w,), {})._dense_matmul(x2) if not w.transposed else w._matmul_dense(x2.t()).t()
     out = out.reshape(*x.shape[:-1], out.shape[-1])
+    _check_bias("linear", "bias", bias, out)
     return out if bias is None else out + bias
 
 
@@ -233,6 +297,31 @@ def _handle_transpose(func, args, kwargs):
     if {d0 % 2, d1 % 2} == {0, 1}:
         return _handle_t(func, (a,), {})
     return a  # transpose(i, i) is the identity
+
+
+def _handle_permute(func, args, kwargs):
+    a, dims = args[0], [d % 2 for d in args[1]]
+    if dims == [1, 0]:  # a.T
+        return _handle_t(func, (a,), {})
+    if dims == [0, 1]:
+        return a
+    raise ValueError(f"{type(a).__name__}.permute: a 2-D tensor takes two dims, got {list(args[1])}")
+
+
+def _handle_mv(func, args, kwargs):
+    a, v = args[:2]
+    if v.dim() != 1:
+        raise ValueError(f"{a.FORMAT} SpMV: the vector must be 1-D, got shape {tuple(v.shape)}")
+    return a._matmul_dense(v.unsqueeze(1)).squeeze(1)
+
+
+def _handle_expand(func, args, kwargs):
+    a = args[0]
+    raise NotImplementedError(
+        f"sparsekernels {type(a).__name__} cannot be expanded to {list(args[1])} (torch.matmul with a batched dense "
+        "operand expands the sparse one); use the @ operator, which folds the batch into the columns, or "
+        "F.linear(x, a) for x of shape [..., k]"
+    )
 
 
 def _handle_detach(func, args, kwargs):
@@ -264,6 +353,36 @@ def _handle_to_copy(func, args, kwargs):
     return a._with(tensors)
 
 
+def _handle_copy(func, args, kwargs):
+    """copy_ (what load_state_dict uses): a dense destination gets the dense matrix; a format destination takes
+    the source's arrays (same format, orientation and block size: copied, another nnz allowed) or the source
+    repacked into its own format, orientation and block size. The values take the destination's dtype and
+    device, as copy_ does."""
+    dst, src = args[:2]
+    if not _is_fmt(dst):
+        return dst.copy_(src.to_dense())
+    if not isinstance(src, torch.Tensor) or tuple(src.shape) != tuple(dst.shape):
+        raise RuntimeError(
+            f"{type(dst).__name__}.copy_: the source must be a tensor of the same shape {tuple(dst.shape)}, got "
+            f"{tuple(src.shape) if isinstance(src, torch.Tensor) else type(src).__name__}"
+        )
+    if (type(src) is type(dst) and src.transposed == dst.transposed and src._mk == dst._mk
+            and src._values_tensor().shape[1:] == dst._values_tensor().shape[1:]):
+        tensors = [t.detach().to(device=dst.device, copy=True) for t in src._inner()]
+    else:  # another format, orientation or block size: repack the dense matrix
+        from sparsekernels.formats import to_bitmap, to_bsr, to_csr, to_sparse24
+
+        logical = (src.to_dense() if _is_fmt(src) else src).detach()
+        stored = (logical.t() if dst.transposed else logical).to(dtype=dst.dtype, device="cpu")
+        pack = {"csr": to_csr, "bitmap": to_bitmap, "sparse24": to_sparse24,
+                "bsr": lambda d: to_bsr(d, tuple(dst._values_tensor().shape[1:]))}[dst.FORMAT]
+        tensors = [t.to(device=dst.device) for t in pack(stored)._inner()]
+    tensors[-1] = tensors[-1].to(dst.dtype)
+    for name, t in zip(dst.INNER, tensors):
+        setattr(dst, name, t)
+    return dst
+
+
 _HANDLERS = {
     torch.ops.sparse.spmm.default: _handle_spmm,
     aten.mm.default: _handle_mm,
@@ -272,8 +391,12 @@ _HANDLERS = {
     aten.linear.default: _handle_linear,
     aten.t.default: _handle_t,
     aten.transpose.int: _handle_transpose,
+    aten.permute.default: _handle_permute,
+    aten.mv.default: _handle_mv,
+    aten.expand.default: _handle_expand,
     aten.detach.default: _handle_detach,
     aten.alias.default: _handle_detach,
     aten.clone.default: _handle_clone,
     aten._to_copy.default: _handle_to_copy,
+    aten.copy_.default: _handle_copy,
 }

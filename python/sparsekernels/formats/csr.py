@@ -30,17 +30,23 @@ class CSRTensor(SparseFormatTensor):
         return torch.ops.sparse.csr_to_dense(self.row_ptr, self.col_idx, self.values, *self._mk)
 
     def to_torch(self) -> torch.Tensor:
-        """A torch.sparse_csr_tensor sharing this tensor's arrays (of the stored, untransposed matrix)."""
-        # validated when built (packers or _validate), so torch need not check again
-        return torch.sparse_csr_tensor(self.row_ptr, self.col_idx, self.values, self._mk, check_invariants=False)
+        """A torch.sparse_csr_tensor sharing this tensor's arrays; for a transposed tensor (``a.t()``) its transpose,
+        a torch.sparse_csc tensor sharing the same arrays."""
+        # validated here (O(nnz)): a CSRTensor built directly from arrays was never checked, and torch would not
+        self._validate()
+        t = torch.sparse_csr_tensor(self.row_ptr, self.col_idx, self.values, self._mk, check_invariants=False)
+        return t.t() if self.transposed else t
 
     def to_scipy(self):
-        """A scipy.sparse.csr_array sharing the arrays where numpy can (CPU; bfloat16 is copied to float32)."""
+        """A scipy.sparse.csr_array sharing the arrays where numpy can (CPU; bfloat16 is copied to float32); for a
+        transposed tensor its transpose (a csc_array over the same arrays)."""
         import scipy.sparse
 
+        self._validate()  # scipy's toarray() etc. trust the indices
         values = self.values.detach()
         if values.dtype == torch.bfloat16:
             values = values.float()
-        return scipy.sparse.csr_array(
+        s = scipy.sparse.csr_array(
             (values.cpu().numpy(), self.col_idx.cpu().numpy(), self.row_ptr.cpu().numpy()), shape=self._mk
         )
+        return s.T if self.transposed else s

@@ -22,11 +22,21 @@ class Sparse24Tensor(SparseFormatTensor):
         m, k = self._mk
         return m * (2 * (k // 4) + min(2, k % 4))
 
+    def _check_shape(self):
+        # the 2:4 ops take m from the values' rows: a tensor built with another m would give a product of
+        # another shape than its own
+        if self.values.dim() >= 1 and self.values.shape[0] != self._mk[0]:
+            raise ValueError(f"Sparse24Tensor of shape {self._mk} (stored) has {self._mk[0]} rows, but its 'values' "
+                             f"has {self.values.shape[0]} (shape {tuple(self.values.shape)})")
+
     def _spmm(self, b):
+        self._check_shape()
         return torch.ops.sparse.sparse24_spmm(self.values, self.meta, b)
 
     def _spmm_t(self, b):
+        self._check_shape()
         return torch.ops.sparse.sparse24_spmm_t(self.values, self.meta, b, self._mk[1])
 
     def _to_dense_stored(self):
+        self._check_shape()
         return torch.ops.sparse.sparse24_to_dense(self.values, self.meta, self._mk[1])
