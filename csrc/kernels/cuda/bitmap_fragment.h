@@ -65,6 +65,31 @@ SK_HD PairRef tile_pair(uint64_t mask, int64_t tile_start, int lane) {
   return {tile_start + popc64(below), ((mask >> bit) & 1) != 0, ((mask >> (bit + 1)) & 1) != 0};
 }
 
+// Value start of tile t of a group whose values begin at `base`, from the
+// kernels' staged prefix sums: incl_t is the inclusive popcount prefix of tile t
+// within its half of the group (tiles 0-31 or 32-63, one warp scan each),
+// incl_31 that of tile 31 (the whole first half), mask_t the tile's mask.
+SK_HD int64_t tile_value_start(int64_t base, int t, int32_t incl_t, int32_t incl_31, uint64_t mask_t) {
+  return base + (t >= 32 ? incl_31 : 0) + incl_t - popc64(mask_t);
+}
+
+// Blocks along K for a bitmap SpMM launch: enough blocks for every SM to hold
+// several (`blocks`: the grid over group rows x column chunks, `gk`: groups
+// along K), at least two groups per split. Returns the splits, and sets
+// per_split (groups per split; the last split may hold fewer, none is empty).
+SK_HD int64_t plan_splits(int64_t blocks, int64_t gk, int sm_count, int64_t max_splits, int64_t* per_split) {
+  const int64_t target = 8 * static_cast<int64_t>(sm_count > 0 ? sm_count : 1);
+  int64_t splits = 1;
+  if (gk >= 4 && blocks > 0 && blocks < target) {
+    splits = (target + blocks - 1) / blocks;
+    if (splits > gk / 2) splits = gk / 2;
+    if (splits > max_splits) splits = max_splits;
+    if (splits < 1) splits = 1;
+  }
+  *per_split = gk == 0 ? 1 : (gk + splits - 1) / splits;
+  return gk == 0 ? 1 : (gk + *per_split - 1) / *per_split;
+}
+
 // B operand (k16 x n8, .f16 / .bf16) of m16n8k16: lane's element i (0..3)
 // sits at k = b_k(lane, i), n = b_n(lane); registers b[0] = {i = 0, 1},
 // b[1] = {i = 2, 3}, the lower index in the low half.

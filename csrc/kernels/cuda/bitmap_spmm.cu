@@ -103,7 +103,7 @@ __device__ __forceinline__ void stage_group(Stage<T, NC>& st, const BitmapSpmmAr
 // Value start (index into values) of tile t of a staged group whose values begin at `base`.
 template <typename T, int NC>
 __device__ __forceinline__ int64_t tile_start(const Stage<T, NC>& st, int64_t base, int t) {
-  return base + (t >= kWarpSize ? st.incl[kWarpSize - 1] : 0) + st.incl[t] - bitmap::popc64(st.mask[t]);
+  return bitmap::tile_value_start(base, t, st.incl[t], st.incl[kWarpSize - 1], st.mask[t]);
 }
 
 template <typename T, int NT>
@@ -283,19 +283,7 @@ BitmapSpmmPlan bitmap_spmm_plan(int64_t m, int64_t k, int64_t n, bool is_fp32, b
   const int64_t gm = (m + kGroup - 1) / kGroup, gk = (k + kGroup - 1) / kGroup;
   p.col_chunks = (n + p.cols_per_block - 1) / p.cols_per_block;
   const int64_t blocks = gm * (p.col_chunks < kMaxGridY ? p.col_chunks : kMaxGridY);
-  // Enough blocks for every SM to hold several (a 128-thread block is small):
-  // split K when the (group row x chunk) grid is below that, keeping at least
-  // two groups per split.
-  const int64_t target = 8 * static_cast<int64_t>(sm_count > 0 ? sm_count : 1);
-  int64_t splits = 1;
-  if (gk >= 4 && blocks > 0 && blocks < target) {
-    splits = (target + blocks - 1) / blocks;
-    if (splits > gk / 2) splits = gk / 2;
-    if (splits > kMaxGridY) splits = kMaxGridY;
-    if (splits < 1) splits = 1;
-  }
-  p.groups_per_split = gk == 0 ? 1 : (gk + splits - 1) / splits;
-  p.splits = gk == 0 ? 1 : (gk + p.groups_per_split - 1) / p.groups_per_split;
+  p.splits = bitmap::plan_splits(blocks, gk, sm_count, kMaxGridY, &p.groups_per_split);
   p.workspace_elems = p.splits > 1 ? m * n : 0;
   return p;
 }
