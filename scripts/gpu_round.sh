@@ -11,8 +11,9 @@
 #   import      the library loads and was built with CUDA
 #   test_cuda   pytest -m cuda (junit XML in OUTDIR)
 #   memcheck / racecheck / synccheck   compute-sanitizer on a small CUDA subset
-#   test_other  pytest -m "not cuda" (the rest of the suite; this CPU has AVX-512)
 #   bench       python -m sparsekernels.bench --suite quick --device cuda --out OUTDIR/bench, if it exists
+#   bench_targets  the targets suite on CUDA (issue 6's rows) --out OUTDIR/bench_targets
+#   test_other  pytest -m "not cuda" (the rest of the suite; this CPU has AVX-512), last
 # A failing step is recorded and the round goes on; the exit status is 1 if any
 # step failed. The whole round stays inside SK_ROUND_BUDGET_S seconds (default
 # 560): each step gets min(its own limit, the time left), a step with no time
@@ -135,30 +136,37 @@ run_step test_cuda 240 "'$PY' -m pytest -q -m cuda --durations=15 --junitxml='$O
 # pool), so an out-of-bounds access is caught at the allocation it overruns.
 # Left out: the CPU ISA duplicates, tests that time streams against each
 # other or capture graphs (the tools serialize work), and the 70k-row shapes.
-SAN_TESTS="tests/test_csr_spmm.py tests/test_cuda.py"
-SAN_FILTER="not avx2 and not avx512 and not stream and not graph and not more_rows and not large_inputs"
+SAN_TESTS="tests/test_csr_spmm.py tests/test_bitmap.py tests/test_cuda.py tests/test_cuda_bitmap.py"
+SAN_FILTER="not avx2 and not avx512 and not stream and not graph and not more_rows and not large_inputs and not more_column_chunks and not many_groups"
+# racecheck / synccheck: the kernels with shared memory and barriers (bitmap's
+# double-buffered stage; split K), on the small shapes.
+SAN_SHARED="(tile_edges or strided or duplicate or column_chunk_edges or split_k or non_finite_b)"
 SAN_ENV="PYTORCH_NO_CUDA_MEMORY_CACHING=1"
 if [[ -n "$SANITIZER" ]]; then
   run_step memcheck 180 "$SAN_ENV '$SANITIZER' --tool memcheck --report-api-errors no --error-exitcode 1 --print-limit 20 \
     '$PY' -m pytest -q -p no:cacheprovider -m cuda -k '$SAN_FILTER' $SAN_TESTS"
   run_step racecheck 120 "$SAN_ENV '$SANITIZER' --tool racecheck --report-api-errors no --error-exitcode 1 --print-limit 20 \
-    '$PY' -m pytest -q -p no:cacheprovider -k '$SAN_FILTER and (tile_edges or strided or duplicate)' tests/test_cuda.py"
+    '$PY' -m pytest -q -p no:cacheprovider -k '$SAN_FILTER and $SAN_SHARED' tests/test_cuda.py tests/test_cuda_bitmap.py"
   run_step synccheck 120 "$SAN_ENV '$SANITIZER' --tool synccheck --report-api-errors no --error-exitcode 1 --print-limit 20 \
-    '$PY' -m pytest -q -p no:cacheprovider -k '$SAN_FILTER and (tile_edges or strided or duplicate)' tests/test_cuda.py"
+    '$PY' -m pytest -q -p no:cacheprovider -k '$SAN_FILTER and $SAN_SHARED' tests/test_cuda.py tests/test_cuda_bitmap.py"
 else
   echo "=== sanitizers: compute-sanitizer not found" | tee "$OUT/memcheck.log"
   STEPS+=("memcheck not-found 0")
   FAILED=1
 fi
 
-run_step test_other 200 "'$PY' -m pytest -q -m 'not cuda' --durations=10 --junitxml='$OUT/test_other.xml' tests"
-
 if [[ -f python/sparsekernels/bench/__main__.py || -f python/sparsekernels/bench.py ]]; then
   run_step bench 150 "'$PY' -m sparsekernels.bench --suite quick --device cuda --out '$OUT/bench'"
+  # The issues' CUDA target rows (issue 6: bitmap vs cuBLAS / cuSPARSE); a timeout keeps the rows already
+  # measured in OUTDIR/bench_targets/results.partial.jsonl.
+  run_step bench_targets 240 "'$PY' -m sparsekernels.bench --suite targets --device cuda --no-plots --out '$OUT/bench_targets'"
 else
   echo "=== bench: python/sparsekernels/bench is not in this checkout, skipped" | tee "$OUT/bench.log"
   STEPS+=("bench not-present 0")
 fi
+
+# Last: the CPU tests (CI runs them too; here they add the AVX-512 variants).
+run_step test_other 200 "'$PY' -m pytest -q -m 'not cuda' --durations=10 --junitxml='$OUT/test_other.xml' tests"
 
 {
   echo "gpu_round $(date -u +%Y-%m-%dT%H:%M:%SZ), $((SECONDS - ROUND_START)) s, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -502,12 +502,32 @@ def test_thread_scaling_row(tiny, tmp_path, monkeypatch):
     assert "t1 / t" in header and body[0][header.index("t1 / t")].endswith("x@2")
 
 
+def test_targets_suite_lists_issue_6_cuda_rows():
+    cases = suites.targets("cuda")
+    labels = [c.label for c in cases]
+    assert len(labels) == len(set(labels)) and all(c.fmt == "bitmap" and c.targets for c in cases)
+    by_label = {c.label: {t.baseline: t.ratio for t in c.targets} for c in cases}
+    for dtype in ("float16", "bfloat16"):
+        for m, k in ((4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096)):
+            for n in (1, 8, 16):
+                for s, r in ((50, 1.6), (70, 2.4), (90, 4.0)):
+                    need = by_label[f"bitmap {s}% {m}x{k} @ N={n} {dtype}"]
+                    assert need == {"torch_dense": r, "copy_bw": 0.8, "torch_csr": 5.0}
+            for n in (32, 64):
+                assert by_label[f"bitmap 50% {m}x{k} @ N={n} {dtype}"] == {"torch_dense": 1.4}
+                assert by_label[f"bitmap 70% {m}x{k} @ N={n} {dtype}"] == {"torch_dense": 1.9}
+            for n in (1024, 8192):
+                assert by_label[f"bitmap 50% {m}x{k} @ N={n} {dtype}"] == {"torch_dense": 0.95}
+                assert by_label[f"bitmap 90% {m}x{k} @ N={n} {dtype}"] == {"torch_dense": 1.3}
+    assert len(cases) == 2 * 4 * (9 + 4 + 4)
+
+
 def test_targets_suite_lists_the_issue_rows():
     cases = suites.targets("cpu")
     labels = [c.label for c in cases]
     assert len(labels) == len(set(labels))
     assert all(c.targets for c in cases)
-    assert suites.targets("cuda") == [] and "targets" in suites.EMPTY_REASON
+    assert suites.targets("mps") == [] and "targets" in suites.EMPTY_REASON
     by_label = {c.label: c for c in cases}
 
     def need(label, baseline):

@@ -37,6 +37,18 @@ void validate_bsr(const char* op, const at::Tensor& block_row_ptr, const at::Ten
 // popcount of its 64 bitmaps rounded up to a multiple of 8, no bit set outside m x k.
 void validate_bitmap(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
                      const at::Tensor& values, int64_t m, int64_t k);
+// The array checks of validate_bitmap that read no data (ranks, dtypes,
+// contiguity, devices, lengths): shared by the CPU validator and the CUDA one.
+void check_bitmap_arrays(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
+                         const at::Tensor& values, int64_t m, int64_t k);
+// The errors validate_bitmap raises, for the CUDA validator to raise the same
+// ones from the values it copies back: group_offsets[0] != 0;
+// group_offsets[G] != the values length; bitmaps[index] (= mask) has a bit
+// outside m x k; group g's offsets (begin, end) disagree with its `bits` set bits.
+[[noreturn]] void raise_bitmap_first_offset(const char* op, int64_t value);
+[[noreturn]] void raise_bitmap_last_offset(const char* op, int64_t groups, int64_t values_len, int64_t value);
+[[noreturn]] void raise_bitmap_bad_bit(const char* op, int64_t index, uint64_t mask, int64_t m, int64_t k);
+[[noreturn]] void raise_bitmap_bad_count(const char* op, int64_t g, int64_t begin, int64_t end, int64_t bits);
 // The part of validate_bitmap that reads no more than O(1) of the content
 // (argument checks, sizes, group_offsets[0] and group_offsets[G]); the bitmap
 // SpMM kernel checks the rest as it reads.

@@ -44,7 +44,7 @@ void record_first(std::atomic<int64_t>& slot, int64_t value) {
 
 }  // namespace
 
-void check_bitmap_header(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
+void check_bitmap_arrays(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
                          const at::Tensor& values, int64_t m, int64_t k) {
   TORCH_CHECK_VALUE(m >= 0 && k >= 0, op, ": the sparse shape must be non-negative, got (", m, ", ", k, ")");
   SK_CHECK_STRIDED(op, group_offsets);
@@ -71,11 +71,46 @@ void check_bitmap_header(const char* op, const at::Tensor& group_offsets, const 
                     group_offsets.numel());
   TORCH_CHECK_VALUE(bitmaps.numel() == groups * 64, op, ": 'bitmaps' must have G * 64 = ", groups * 64,
                     " entries for a ", m, " x ", k, " matrix (G = ", groups, " groups), got ", bitmaps.numel());
+}
 
+void raise_bitmap_first_offset(const char* op, int64_t value) {
+  TORCH_CHECK_VALUE(false, op, ": 'group_offsets[0]' must be 0, got ", value);
+}
+
+void raise_bitmap_last_offset(const char* op, int64_t groups, int64_t values_len, int64_t value) {
+  TORCH_CHECK_VALUE(false, op, ": 'group_offsets[G]' (G = ", groups, ") must equal the length of 'values' (",
+                    values_len, "), got ", value);
+}
+
+void raise_bitmap_bad_bit(const char* op, int64_t index, uint64_t mask, int64_t m, int64_t k) {
+  const int64_t gk = (k + kGroup - 1) / kGroup;
+  const int64_t g = index / 64;
+  const int t = int(index % 64);
+  const int64_t rows = std::min(kGroup, m - (g / gk) * kGroup);
+  const int64_t cols = std::min(kGroup, k - (g % gk) * kGroup);
+  const uint64_t outside = mask & ~tile_inside_mask(t, rows, cols);
+  TORCH_CHECK(outside != 0, op, ": internal error: bitmaps[", index, "] has no bit outside the matrix");
+  const int bit = __builtin_ctzll(outside);
+  const int f = t / 4, q = t % 4;
+  const int64_t row = (g / gk) * kGroup + (f / 4) * 16 + (q & 1) * 8 + bit / 8;
+  const int64_t col = (g % gk) * kGroup + (f % 4) * 16 + (q >> 1) * 8 + bit % 8;
+  TORCH_CHECK_VALUE(false, op, ": 'bitmaps[", index, "]' (group ", g, ", tile ", t, ") has bit ", bit,
+                    " set for element (", row, ", ", col, "), outside the ", m, " x ", k, " matrix");
+}
+
+void raise_bitmap_bad_count(const char* op, int64_t g, int64_t begin, int64_t end, int64_t bits) {
+  TORCH_CHECK_VALUE(false, op, ": 'group_offsets' gives group ", g, " group_offsets[", g + 1, "] - group_offsets[", g,
+                    "] = ", end, " - ", begin, " values, but its 64 bitmaps have ", bits,
+                    " set bits, so the count must be ", (bits + 7) / 8 * 8, " (rounded up to a multiple of 8)");
+}
+
+void check_bitmap_header(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
+                         const at::Tensor& values, int64_t m, int64_t k) {
+  check_bitmap_arrays(op, group_offsets, bitmaps, values, m, k);
+  const int64_t groups = group_offsets.numel() - 1;
   const int64_t* offs = group_offsets.data_ptr<int64_t>();
-  TORCH_CHECK_VALUE(offs[0] == 0, op, ": 'group_offsets[0]' must be 0, got ", offs[0]);
-  TORCH_CHECK_VALUE(offs[groups] == values.numel(), op, ": 'group_offsets[G]' (G = ", groups,
-                    ") must equal the length of 'values' (", values.numel(), "), got ", offs[groups]);
+  if (offs[0] != 0) raise_bitmap_first_offset(op, offs[0]);
+  if (offs[groups] != values.numel()) raise_bitmap_last_offset(op, groups, values.numel(), offs[groups]);
 }
 
 void validate_bitmap(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
@@ -110,27 +145,9 @@ void validate_bitmap(const char* op, const at::Tensor& group_offsets, const at::
   });
 
   const int64_t bb = bad_bit.load();
-  if (bb < groups * 64) {
-    const int64_t g = bb / 64;
-    const int t = int(bb % 64);
-    const int64_t rows = std::min(kGroup, m - (g / gk) * kGroup);
-    const int64_t cols = std::min(kGroup, k - (g % gk) * kGroup);
-    const uint64_t outside = masks[bb] & ~tile_inside_mask(t, rows, cols);
-    const int bit = __builtin_ctzll(outside);
-    const int f = t / 4, q = t % 4;
-    const int64_t row = (g / gk) * kGroup + (f / 4) * 16 + (q & 1) * 8 + bit / 8;
-    const int64_t col = (g % gk) * kGroup + (f % 4) * 16 + (q >> 1) * 8 + bit % 8;
-    TORCH_CHECK_VALUE(false, op, ": 'bitmaps[", bb, "]' (group ", g, ", tile ", t, ") has bit ", bit,
-                      " set for element (", row, ", ", col, "), outside the ", m, " x ", k, " matrix");
-  }
+  if (bb < groups * 64) raise_bitmap_bad_bit(op, bb, masks[bb], m, k);
   const int64_t bc = bad_count.load();
-  if (bc < groups) {
-    const int64_t bits = group_bits(masks + bc * 64);
-    TORCH_CHECK_VALUE(false, op, ": 'group_offsets' gives group ", bc, " group_offsets[", bc + 1,
-                      "] - group_offsets[", bc, "] = ", offs[bc + 1], " - ", offs[bc],
-                      " values, but its 64 bitmaps have ", bits, " set bits, so the count must be ",
-                      (bits + 7) / 8 * 8, " (rounded up to a multiple of 8)");
-  }
+  if (bc < groups) raise_bitmap_bad_count(op, bc, offs[bc], offs[bc + 1], group_bits(masks + bc * 64));
 }
 
 }  // namespace sk

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include <ATen/ATen.h>
+#include <cuda_runtime.h>
 
 namespace sk {
 
@@ -23,5 +24,15 @@ namespace sk {
 // device guard for it).
 void validate_csr_cuda(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
                        const at::Tensor& values, int64_t m, int64_t k);
+
+// Same contract and messages as sk::validate_bitmap (core/validate.h), checked
+// by kernels/cuda/validate_bitmap.cu: a 32-byte result, one sync. When `b` is
+// defined (a k x n CUDA tensor with unit column stride, values' dtype) the same
+// pass scans it, and the result says whether b holds a NaN or an infinity.
+bool validate_bitmap_cuda(const char* op, const at::Tensor& group_offsets, const at::Tensor& bitmaps,
+                          const at::Tensor& values, int64_t m, int64_t k, const at::Tensor& b);
+
+// Raises if `stream` is capturing a CUDA graph: the validators synchronize it.
+void check_not_capturing(const char* op, cudaStream_t stream);
 
 }  // namespace sk

@@ -12,6 +12,13 @@
 
 namespace sk {
 
+void check_not_capturing(const char* op, cudaStream_t stream) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  TORCH_CHECK(capture == cudaStreamCaptureStatusNone, op,
+              ": cannot run during CUDA graph capture: validating the sparse format synchronizes the stream");
+}
+
 void validate_csr_cuda(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
                        const at::Tensor& values, int64_t m, int64_t k) {
   check_csr_arrays(op, row_ptr, col_idx, values, m, k);
@@ -19,10 +26,7 @@ void validate_csr_cuda(const char* op, const at::Tensor& row_ptr, const at::Tens
   const int64_t nnz = col_idx.numel();
 
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(row_ptr.device().index()).stream();
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  TORCH_CHECK(capture == cudaStreamCaptureStatusNone, op,
-              ": cannot run during CUDA graph capture: validating the sparse format synchronizes the stream");
+  check_not_capturing(op, stream);
 
   // 16 bytes from the caching allocator, filled by the kernel, read back once.
   const at::Tensor result = at::empty({2}, row_ptr.options().dtype(at::kLong));

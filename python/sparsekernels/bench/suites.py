@@ -276,7 +276,8 @@ def _decode_targets(dense_ratio: float) -> tuple[Target, ...]:
 
 
 def targets(device: str) -> list:
-    """Exactly the rows issue 5 names, each with its targets (CPU only: the issue's targets are CPU targets).
+    """Exactly the rows the issues name, each with its targets: on the CPU issue 5's (below), on CUDA
+    issue 6's (cuda_bitmap_targets).
 
     - decode: 4096x4096 and 11008x4096 @ N = 1, 4, 16, fp32 and bf16: bitmap 70 % (>= 2x torch dense) and
       50 % (>= 1.3x), CSR fp32 70 % (>= 1.4x) and 90 % (>= 2x), 2:4 (>= 1.3x); every row also >= 2x torch CSR,
@@ -290,6 +291,8 @@ def targets(device: str) -> list:
     - thread scaling: t(1 thread) / t(all) of large decode / prefill / SDDMM rows: >= 1.7x at 2 threads,
       >= 10x at 16.
     """
+    if device == "cuda":
+        return cuda_bitmap_targets()
     if device != "cpu":
         return []
     cases: list = []
@@ -330,6 +333,40 @@ def targets(device: str) -> list:
     return cases
 
 
+CUDA_BITMAP_WEIGHTS = [(4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096)]
+
+
+def cuda_bitmap_targets() -> list:
+    """Issue 6's rows (bitmap SpMM on tensor cores, H100), fp16 and bf16, on its four weights; torch_dense
+    on CUDA is cuBLAS, torch_csr is cuSPARSE, copy_bw counts the compressed bytes the format moves.
+
+    - N = 1, 8, 16: >= 1.6x cuBLAS at 50 %, >= 2.4x at 70 %, >= 4x at 90 %; >= 80 % of copy bandwidth;
+      >= 5x torch CSR.
+    - N = 32, 64: >= 1.4x cuBLAS at 50 %, >= 1.9x at 70 %.
+    - N = 1024, 8192: >= 0.95x cuBLAS at 50 %, >= 1.3x at 90 %.
+    """
+    cases: list = []
+    decode = {0.5: 1.6, 0.7: 2.4, 0.9: 4.0}
+    mid = {0.5: 1.4, 0.7: 1.9}
+    large = {0.5: 0.95, 0.9: 1.3}
+    for dtype in (torch.float16, torch.bfloat16):
+        for m, k in CUDA_BITMAP_WEIGHTS:
+            for s, r in decode.items():
+                for n in (1, 8, 16):
+                    cases.append(Case(m, k, n, "bitmap", s, dtype, baselines=("torch_dense", "torch_csr"),
+                                      targets=(Target("torch_dense", r), Target("copy_bw", 0.8),
+                                               Target("torch_csr", 5.0))))
+            for s, r in mid.items():
+                for n in (32, 64):
+                    cases.append(Case(m, k, n, "bitmap", s, dtype, baselines=("torch_dense",),
+                                      targets=(Target("torch_dense", r),)))
+            for s, r in large.items():
+                for n in (1024, 8192):
+                    cases.append(Case(m, k, n, "bitmap", s, dtype, baselines=("torch_dense",),
+                                      targets=(Target("torch_dense", r),)))
+    return cases
+
+
 def attention(device: str) -> list:  # noqa: ARG001
     """Sequence 1k-32k, head dim 64/128, block masks: rows appear once the attention kernels exist."""
     return []
@@ -357,6 +394,6 @@ SUITES = {"quick": quick, "decode": decode, "prefill": prefill, "dlmc": dlmc, "s
 # Suites that exist but have no rows yet, with the reason printed instead.
 EMPTY_REASON = {"attention": "no attention kernel yet: the attention suite has no rows until the attention "
                              "kernels exist",
-                "targets": "the targets suite holds issue 5's CPU targets: it has no rows on CUDA"}
+                "targets": "the targets suite holds issue 5's CPU rows and issue 6's CUDA rows: none for this device"}
 ALL = tuple(SUITES)  # --suite all runs these in order
 PLANNED = ()
