@@ -2,7 +2,8 @@
 # Compile-checks every torch-free CUDA kernel (csrc/kernels/cuda/*.cu) with nvcc
 # alone: no torch, no GPU. Writes the full ptxas report (registers, spills,
 # shared memory per kernel and arch) to a log and prints a one-line summary per
-# kernel. Fails if any file fails to compile.
+# kernel. Fails if any file fails to compile. The objects stay in
+# build/check_cuda/objects (next to LOG) for scripts/check_cuda_glue.sh.
 #
 #   scripts/check_cuda.sh [LOG]          default LOG: build/check_cuda/ptxas.log
 #
@@ -42,8 +43,11 @@ fi
 shopt -s nullglob
 SOURCES=("$ROOT"/csrc/kernels/cuda/*.cu)
 mkdir -p "$(dirname "$LOG")"
-OBJDIR="$(mktemp -d)"
-trap 'rm -rf "$OBJDIR"' EXIT
+# Objects are kept next to the log: scripts/check_cuda_glue.sh checks that the
+# glue's references to sk::cuda:: resolve against them.
+OBJDIR="$(dirname "$LOG")/objects"
+rm -rf "$OBJDIR"
+mkdir -p "$OBJDIR"
 
 {
   echo "# check_cuda $(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -4,7 +4,8 @@
 # the ATen/cuda and c10/cuda headers, the CUDA toolkit provides cuda_runtime.h.
 # Only c10/cuda/impl/cuda_cmake_macros.h (generated when torch is built with
 # CUDA) is missing from a CPU wheel; a stand-in is generated here. This checks
-# that the glue compiles, not that it links: scripts/gpu_round.sh builds it.
+# that the glue compiles and that every kernel function it calls is defined by
+# the objects of scripts/check_cuda.sh (run first); scripts/gpu_round.sh links it.
 #
 #   scripts/check_cuda_glue.sh        (about 30 s per file: torch headers)
 #
@@ -60,7 +61,7 @@ if [[ $has_macros -eq 0 ]]; then
   printf '#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n' >"$GEN/c10/cuda/impl/cuda_cmake_macros.h"
 fi
 
-FLAGS=(-std=c++17 -fsyntax-only -Wall -Wno-unused-function -D_GLIBCXX_USE_CXX11_ABI="$ABI" -DSK_WITH_CUDA=1
+FLAGS=(-std=c++17 -O0 -Wall -Wno-unused-function -D_GLIBCXX_USE_CXX11_ABI="$ABI" -DSK_WITH_CUDA=1
        -I"$ROOT/csrc" -I"$GEN" -isystem "$CUDA_ROOT/include")
 for dir in "${TORCH_INCLUDES[@]}"; do FLAGS+=(-isystem "$dir"); done
 
@@ -68,11 +69,34 @@ failed=0
 for src in "${SOURCES[@]}"; do
   rel="${src#"$ROOT"/}"
   start=$SECONDS
-  if "$CXX" "${FLAGS[@]}" "$src"; then
+  if "$CXX" "${FLAGS[@]}" -c "$src" -o "$GEN/$(basename "$src").o"; then
     echo "check_cuda_glue: ok    $rel ($((SECONDS - start)) s)"
   else
     echo "check_cuda_glue: FAIL  $rel"
     failed=1
   fi
 done
+
+# Link check without a link: every sk::cuda:: function the glue calls must be
+# defined (T) or instantiated (W) by the kernel objects of scripts/check_cuda.sh
+# (a template instantiated for other types would otherwise fail only when the
+# extension is built against CUDA torch, on the GPU machine).
+KOBJ="${SK_CUDA_OBJECTS:-$ROOT/build/check_cuda/objects}"
+shopt -s nullglob
+KERNEL_OBJECTS=("$KOBJ"/*.o)
+GLUE_OBJECTS=("$GEN"/*.o)
+if [[ $failed -eq 0 && ${#KERNEL_OBJECTS[@]} -gt 0 && ${#GLUE_OBJECTS[@]} -gt 0 ]] && command -v nm >/dev/null; then
+  nm -C --defined-only "${KERNEL_OBJECTS[@]}" | sed -nE 's/^[0-9a-f]+ [TW] //p' | sort -u >"$GEN/defined.txt"
+  nm -C --undefined-only "${GLUE_OBJECTS[@]}" | sed -nE 's/^ +U //p' | grep '^[^(]*sk::cuda::' | sort -u >"$GEN/needed.txt" || true
+  missing="$(comm -23 "$GEN/needed.txt" "$GEN/defined.txt")"
+  if [[ -n "$missing" ]]; then
+    echo "check_cuda_glue: FAIL  the glue calls CUDA kernel functions no kernel object defines:" >&2
+    echo "$missing" >&2
+    failed=1
+  else
+    echo "check_cuda_glue: ok    $(wc -l <"$GEN/needed.txt") sk::cuda:: function(s) the glue calls are defined by $KOBJ"
+  fi
+elif [[ $failed -eq 0 ]]; then
+  echo "check_cuda_glue: no kernel objects in $KOBJ (run scripts/check_cuda.sh first): symbol check skipped"
+fi
 exit $failed
