@@ -265,5 +265,34 @@ def test_opcheck_cuda(dtype):
     torch.library.opcheck(bitmap_spmm.default, (*on_cuda(pack(a)), b, 70))
 
 
+# ---- model-facing paths -----------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_format_tensor_and_sparse_linear_on_cuda(dtype):
+    from torch import nn
+
+    import sparsekernels as sk
+    from sparsekernels.nn import SparseLinear
+
+    w = random_sparse(33, 70, 0.5, dtype)
+    fmt = sk.to_bitmap(w).to("cuda")  # packed on the CPU, moved
+    b = random_dense(70, 6, dtype=dtype, device="cuda")
+    check(torch.ops.sparse.spmm(fmt, b), w, b, dtype)
+    check(fmt @ b, w, b, dtype)
+
+    lin = nn.Linear(70, 33).to(dtype)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    sl = SparseLinear.from_dense(lin, "bitmap").to("cuda")  # sparsity=None: w's own zeros
+    for shape in [(1, 70), (5, 70), (2, 3, 70)]:  # decode N = 1, a batch, 3-D
+        x = random_dense(*shape, dtype=dtype, device="cuda", seed=len(shape))
+        out = sl(x)
+        assert out.shape == (*shape[:-1], 33) and out.device.type == "cuda"
+        flat = x.reshape(-1, 70)
+        ref = (flat.double().cpu() @ w.double().T + lin.bias.double().cpu()).reshape(*shape[:-1], 33)
+        same = (flat @ w.cuda().T + lin.bias.cuda()).reshape(*shape[:-1], 33) if dtype != torch.float32 else None
+        assert_matches_reference(out, ref, dtype, same)
+
+
 def test_bitmap_spmm_has_a_cuda_kernel():
     assert torch._C._dispatch_has_kernel_for_dispatch_key("sparse::bitmap_spmm", "CUDA")
