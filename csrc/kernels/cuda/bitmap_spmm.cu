@@ -60,6 +60,13 @@ __device__ __forceinline__ uint32_t pack2(T lo, T hi) {
   return bits16(lo) | (bits16(hi) << 16);
 }
 
+#if defined(SK_CUDA_HOST_EMULATION)
+// The host emulation's mma (tests/cuda_emulation/cuda_host_shim.h), exchanging the warp's registers.
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, T) {
+  sk_emu::mma_m16n8k16<T>(d, a, b0, b1);
+}
+#else
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, __half) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};\n"
@@ -73,6 +80,7 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], 
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif
 
 // Stages group g (column group gj of its group row) and b's rows gj*64 ..
 // gj*64+63, columns n0 .. n0+NC-1. All kThreads threads call it.
@@ -265,9 +273,11 @@ __global__ void round_workspace_kernel(const float* __restrict__ ws, T* __restri
 template <typename T, int NC, bool kTensorCores>
 void launch(const BitmapSpmmArgs<T>& a, const BitmapSpmmPlan& p, dim3 grid, int64_t gk, cudaStream_t stream) {
   if constexpr (kTensorCores) {
-    bitmap_spmm_mma_kernel<T, NC / 8><<<grid, kThreads, 0, stream>>>(a, gk, p.col_chunks, p.groups_per_split);
+    const auto kernel = bitmap_spmm_mma_kernel<T, NC / 8>;
+    SK_LAUNCH(kernel, grid, kThreads, stream)(a, gk, p.col_chunks, p.groups_per_split);
   } else {
-    bitmap_spmm_simt_kernel<T, NC><<<grid, kThreads, 0, stream>>>(a, gk, p.col_chunks, p.groups_per_split);
+    const auto kernel = bitmap_spmm_simt_kernel<T, NC>;
+    SK_LAUNCH(kernel, grid, kThreads, stream)(a, gk, p.col_chunks, p.groups_per_split);
   }
 }
 
@@ -318,7 +328,8 @@ cudaError_t bitmap_spmm(const BitmapSpmmArgs<T>& a, const BitmapSpmmPlan& p, cud
   }
   if (p.splits > 1) {
     const unsigned blocks = grid_blocks(a.m * a.n, 256, kMaxFinishBlocks);
-    round_workspace_kernel<T><<<blocks, 256, 0, stream>>>(a.workspace, a.out, a.m, a.n, a.ldo);
+    const auto kernel = round_workspace_kernel<T>;
+    SK_LAUNCH(kernel, blocks, 256, stream)(a.workspace, a.out, a.m, a.n, a.ldo);
   }
   return cudaGetLastError();
 }

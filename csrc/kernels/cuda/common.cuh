@@ -7,6 +7,13 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+// Kernel launch: SK_LAUNCH(kernel, grid, block, stream)(args...). Under nvcc a
+// plain <<<>>> launch; tests/cuda_emulation/cuda_host_shim.h (which defines
+// SK_CUDA_HOST_EMULATION) runs the same kernel source on host threads instead.
+#if !defined(SK_CUDA_HOST_EMULATION)
+#define SK_LAUNCH(kernel, grid, block, stream) kernel<<<(grid), (block), 0, (stream)>>>
+#endif
+
 namespace sk {
 namespace cuda {
 

@@ -85,12 +85,13 @@ cudaError_t bitmap_validate(const int64_t* group_offsets, const uint64_t* bitmap
   const int64_t gm = (m + bitmap::kGroup - 1) / bitmap::kGroup, gk = (k + bitmap::kGroup - 1) / bitmap::kGroup;
   const int64_t groups = gm * gk;
   const unsigned blocks = grid_blocks(groups, kWarpsPerBlock, kMaxBlocks);
-  bitmap_validate_kernel<<<blocks, kThreadsPerBlock, 0, stream>>>(group_offsets, bitmaps, values_len, m, k,
-                                                                  gk > 0 ? gk : 1, groups, result);
+  SK_LAUNCH(bitmap_validate_kernel, blocks, kThreadsPerBlock, stream)(group_offsets, bitmaps, values_len, m, k,
+                                                                      gk > 0 ? gk : 1, groups, result);
   err = cudaGetLastError();
   if (err != cudaSuccess || b == nullptr || k == 0 || n == 0) return err;
   const unsigned scan_blocks = grid_blocks(k, 1, kMaxBlocks);
-  non_finite_kernel<T><<<scan_blocks, kThreadsPerBlock, 0, stream>>>(b, k, n, ldb, &result->b_non_finite);
+  const auto scan = non_finite_kernel<T>;
+  SK_LAUNCH(scan, scan_blocks, kThreadsPerBlock, stream)(b, k, n, ldb, &result->b_non_finite);
   return cudaGetLastError();
 }
 
