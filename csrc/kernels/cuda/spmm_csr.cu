@@ -100,7 +100,8 @@ void launch_tile_kernel(const CsrSpmmArgs<T, I>& a, cudaStream_t stream) {
   const int64_t tile = int64_t{kWarpSize} * kCols;
   const int64_t col_tiles = (a.n + tile - 1) / tile;
   const unsigned blocks = grid_blocks(a.m * col_tiles, kWarpsPerBlock, kMaxBlocks);
-  csr_spmm_tile_kernel<T, I, kCols><<<blocks, kThreadsPerBlock, 0, stream>>>(a, col_tiles);
+  const auto kernel = csr_spmm_tile_kernel<T, I, kCols>;
+  SK_LAUNCH(kernel, blocks, kThreadsPerBlock, stream)(a, col_tiles);
 }
 
 }  // namespace
@@ -110,7 +111,8 @@ cudaError_t csr_spmm(const CsrSpmmArgs<T, I>& a, cudaStream_t stream) {
   if (a.m <= 0 || a.n <= 0) return cudaSuccess;
   if (a.n == 1) {
     const unsigned blocks = grid_blocks(a.m, kWarpsPerBlock, kMaxBlocks);
-    csr_spmm_vector_kernel<T, I><<<blocks, kThreadsPerBlock, 0, stream>>>(a);
+    const auto kernel = csr_spmm_vector_kernel<T, I>;
+    SK_LAUNCH(kernel, blocks, kThreadsPerBlock, stream)(a);
   } else if (a.n <= kWarpSize) {
     launch_tile_kernel<T, I, 1>(a, stream);
   } else if (a.n <= 2 * kWarpSize) {

@@ -50,7 +50,8 @@ cudaError_t csr_validate(const I* row_ptr, const I* col_idx, int64_t m, int64_t 
   if (err != cudaSuccess) return err;
   const int64_t total = m > nnz ? m : nnz;
   const unsigned blocks = grid_blocks(total, kThreadsPerBlock, kMaxBlocks);
-  csr_validate_kernel<I><<<blocks, kThreadsPerBlock, 0, stream>>>(row_ptr, col_idx, m, k, nnz, result);
+  const auto kernel = csr_validate_kernel<I>;
+  SK_LAUNCH(kernel, blocks, kThreadsPerBlock, stream)(row_ptr, col_idx, m, k, nnz, result);
   return cudaGetLastError();
 }
 
