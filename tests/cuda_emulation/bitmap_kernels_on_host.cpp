@@ -12,18 +12,12 @@
 // Build (tests/test_cuda_emulation.py): c++ -std=c++20 -O1 -pthread -Icsrc
 //   -Itests/cuda_emulation -isystem $CUDA_HOME/include THIS_FILE
 #include "cuda_host_shim.h"
+#include "host_check.h"
 
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
-
-namespace sk {
-namespace cuda {
-using std::max;
-using std::min;
-}  // namespace cuda
-}  // namespace sk
 
 #include "kernels/cuda/bitmap_spmm.cu"
 #include "kernels/cuda/validate_bitmap.cu"
@@ -32,12 +26,8 @@ using std::min;
 
 namespace {
 
-int g_failures = 0, g_cases = 0;
-
-void fail(const std::string& what) {
-  if (g_failures < 25) std::printf("FAIL %s\n", what.c_str());
-  ++g_failures;
-}
+using sk_test::fail;
+using sk_test::g_cases;
 
 template <typename T>
 T from_f(float x) {
@@ -46,13 +36,6 @@ T from_f(float x) {
 template <typename T>
 float to_f(T x) {
   return sk::cuda::to_float(x);
-}
-
-template <typename T>
-const char* name() {
-  if (std::is_same<T, float>::value) return "float32";
-  if (std::is_same<T, __half>::value) return "float16";
-  return "bfloat16";
 }
 
 template <typename T>
@@ -87,7 +70,7 @@ void spmm_case(std::mt19937_64& rng, int64_t m, int64_t k, int64_t n, double den
   sk::cuda::BitmapValidation check{};
   sk::cuda::bitmap_validate<T>(p.offs.data(), p.masks.data(), static_cast<int64_t>(values.size()), m, k,
                                b.data(), n, ldb, &check, nullptr);
-  const std::string where = std::string(name<T>()) + " m=" + std::to_string(m) + " k=" + std::to_string(k) +
+  const std::string where = std::string(sk_test::dtype_name<T>()) + " m=" + std::to_string(m) + " k=" + std::to_string(k) +
                             " n=" + std::to_string(n) + " sms=" + std::to_string(sm_count) +
                             " ldb=" + std::to_string(ldb) + (non_finite ? " inf" : "");
   if (check.header != sk::cuda::kNoError || check.bad_bit != sk::cuda::kNoError ||
@@ -190,6 +173,5 @@ int main() {
       spmm_case<__half>(rng, s.m, s.k, s.n, density, sms, 1, true);  // the exact path
     }
   }
-  std::printf("bitmap kernels on host threads: %d cases, %d failures\n", g_cases, g_failures);
-  return g_failures == 0 ? 0 : 1;
+  return sk_test::summary("bitmap kernels on host threads");
 }

@@ -9,36 +9,19 @@
 // and with stride 0, outputs poisoned with NaN.
 // Validation: each kind of corruption at its first position.
 #include "cuda_host_shim.h"
+#include "host_check.h"
 
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
 
-namespace sk {
-namespace cuda {
-using std::max;
-using std::min;
-}  // namespace cuda
-}  // namespace sk
-
 #include "kernels/cuda/spmm_csr.cu"
 
 namespace {
 
-int g_failures = 0, g_cases = 0;
-
-void fail(const std::string& what) {
-  if (g_failures < 25) std::printf("FAIL %s\n", what.c_str());
-  ++g_failures;
-}
-
-template <typename T>
-const char* name() {
-  if (std::is_same<T, float>::value) return "float32";
-  if (std::is_same<T, __half>::value) return "float16";
-  return "bfloat16";
-}
+using sk_test::fail;
+using sk_test::g_cases;
 
 template <typename T, typename I>
 void spmm_case(std::mt19937_64& rng, int64_t m, int64_t k, int64_t n, int max_row, int64_t ldb_mode) {
@@ -66,7 +49,7 @@ void spmm_case(std::mt19937_64& rng, int64_t m, int64_t k, int64_t n, int max_ro
   sk::cuda::CsrValidation check{};
   sk::cuda::csr_validate<I>(row_ptr.data(), col_idx.empty() ? nullptr : col_idx.data(), m, k,
                             static_cast<int64_t>(col_idx.size()), &check, nullptr);
-  const std::string where = std::string(name<T>()) + (sizeof(I) == 4 ? " int32" : " int64") + " m=" +
+  const std::string where = std::string(sk_test::dtype_name<T>()) + (sizeof(I) == 4 ? " int32" : " int64") + " m=" +
                             std::to_string(m) + " k=" + std::to_string(k) + " n=" + std::to_string(n) +
                             " ldb=" + std::to_string(ldb);
   if (check.row_ptr_error != sk::cuda::kNoError || check.col_idx_error != sk::cuda::kNoError)
@@ -146,6 +129,5 @@ int main() {
     spmm_case<__nv_bfloat16, int64_t>(rng, s.m, s.k, s.n, s.max_row, 0);
     spmm_case<__half, int64_t>(rng, s.m, s.k, s.n, s.max_row, -1);  // b rows all the same (stride 0)
   }
-  std::printf("csr kernels on host threads: %d cases, %d failures\n", g_cases, g_failures);
-  return g_failures == 0 ? 0 : 1;
+  return sk_test::summary("csr kernels on host threads");
 }

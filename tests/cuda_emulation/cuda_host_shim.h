@@ -16,6 +16,7 @@
 // interleave badly), bank conflicts, register limits.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <cstdint>
@@ -44,6 +45,11 @@
 #undef __shared__
 #define __shared__ static
 #define __launch_bounds__(...)
+
+// CUDA's device code has min / max overloads for every integer and float type;
+// on the host, std's serve (the kernels call them unqualified).
+using std::max;
+using std::min;
 
 namespace sk_emu {
 

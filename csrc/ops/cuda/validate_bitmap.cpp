@@ -52,8 +52,9 @@ bool validate_bitmap_cuda(const char* op, const at::Tensor& group_offsets, const
   if (host.bad_count != cuda::kNoError) {
     const auto g = static_cast<int64_t>(host.bad_count);
     const at::Tensor masks = bitmaps.slice(0, g * 64, g * 64 + 64).cpu();
+    const int64_t* host_masks = masks.data_ptr<int64_t>();
     int64_t bits = 0;
-    for (int t = 0; t < 64; ++t) bits += __builtin_popcountll(static_cast<uint64_t>(masks[t].item<int64_t>()));
+    for (int t = 0; t < 64; ++t) bits += __builtin_popcountll(static_cast<uint64_t>(host_masks[t]));
     raise_bitmap_bad_count(op, g, group_offsets[g].item<int64_t>(), group_offsets[g + 1].item<int64_t>(), bits);
   }
   return host.b_non_finite != 0;
