@@ -133,6 +133,53 @@ def test_bitmap_spmm_path_boundaries(isa, spmm_device, n):
     assert_matches_reference(out, a.double().cpu() @ b.double().cpu(), torch.float32)
 
 
+# The CPU kernel multiplies n >= 9 columns either through a dense 64 x 64 tile
+# per group (density above a threshold that grows with n: 0.25 up to n = 16,
+# 0.35 up to 64, 0.5 above) or through per-row decoded lists. Each case below is
+# run at a density on each side of every threshold.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [9, 16, 17, 40, 64, 65, 130])
+@pytest.mark.parametrize("density", [0.1, 0.3, 0.45, 0.7, 1.0])
+def test_bitmap_spmm_tile_and_decode_paths(isa, spmm_device, dtype, n, density):
+    """Odd m and k (edge groups in both directions), several 64-column chunks, every dtype."""
+    a = random_sparse(97, 131, density, dtype, device=spmm_device, empty_rows=(0, 64, 96))
+    b = random_dense(131, n, dtype=dtype, device=spmm_device, seed=n)
+    out = torch.ops.sparse.bitmap_spmm(*packed_on(a, spmm_device), b, 97)
+    ref, same = ref_and_torch(a, b, dtype)
+    assert_matches_reference(out, ref, dtype, same)
+
+
+@pytest.mark.parametrize("n", [16, 100])
+def test_bitmap_spmm_tile_path_strided_b(isa, n):
+    """The dense tile path copies b's chunk with b's row stride (stride > n)."""
+    a = random_sparse(70, 90, 0.7)
+    bw = random_dense(90, 2 * n + 3)[:, 3 : 3 + n]
+    out = torch.ops.sparse.bitmap_spmm(*pack(a), bw, 70)
+    assert_matches_reference(out, a.double() @ bw.double(), torch.float32)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_bitmap_spmm_non_finite_b_in_one_column_chunk(isa, spmm_device, bad):
+    """n = 130 at 70 % density is multiplied in 64-column chunks through dense tiles; a chunk whose b holds a
+    non-finite value is decoded instead, so only rows storing column 13 see it, and the other chunks stay exact."""
+    a = random_sparse(70, 90, 0.7, device=spmm_device)
+    a[:, 13] = 0
+    a[[4, 40, 69], 13] = 1.5
+    b = random_dense(90, 130, device=spmm_device)
+    b[13, 70] = bad  # second chunk (columns 64..127)
+    out = torch.ops.sparse.bitmap_spmm(*packed_on(a, spmm_device), b, 70).cpu()
+    hit = torch.zeros(70, dtype=torch.bool)
+    hit[[4, 40, 69]] = True
+    assert not out[hit, 70].isfinite().any()
+    assert out[~hit].isfinite().all(), "a non-finite b value reached a row that does not store its column"
+    b_ok = b.clone()
+    b_ok[13, 70] = 0.0
+    ref = a.double().cpu() @ b_ok.double().cpu()
+    assert_matches_reference(out[~hit], ref[~hit], torch.float32)
+    cols = torch.arange(130) != 70
+    assert_matches_reference(out[:, cols], ref[:, cols], torch.float32)
+
+
 @pytest.mark.parametrize("n", [1, 3, 12, 20])
 @pytest.mark.parametrize("bad", [float("inf"), float("nan")])
 def test_bitmap_spmm_non_finite_b_only_reaches_rows_that_store_it(isa, spmm_device, n, bad):
@@ -437,3 +484,12 @@ class TestBadInput:
     def test_pack_sparse_layout(self):
         with pytest.raises((TypeError, NotImplementedError)):
             pack(torch.eye(4).to_sparse_csr())
+
+
+class TestBadInputTilePath(TestBadInput):
+    """The same checks with b 16 columns wide: at this density the kernel multiplies through dense tiles, and
+    its fused metadata checks must report what the validator reports."""
+
+    def setup_method(self):
+        super().setup_method()
+        self.b = random_dense(self.k, 16)

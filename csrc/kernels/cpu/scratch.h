@@ -58,4 +58,27 @@ static inline bool transpose_row_blocks(const T* b, int64_t ldb, int64_t rows, i
   return bad == 0.f;
 }
 
+// Copies columns [j0, j0 + nc) of rows [0, rows) of b (row stride ldb) to
+// dst in fp32, rows ncp >= nc floats apart, zero in columns nc .. ncp and in
+// rows rows .. rows_pad. Returns whether every copied element is finite.
+template <typename T>
+static inline bool copy_columns_fp32(const T* b, int64_t ldb, int64_t rows, int64_t rows_pad, int64_t j0,
+                                     int64_t nc, int64_t ncp, float* dst) {
+  float bad = 0.f;  // x - x is 0 for finite x, NaN otherwise
+  for (int64_t c = 0; c < rows_pad; ++c) {
+    float* d = dst + c * ncp;
+    int64_t j = 0;
+    if (c < rows) {
+      const T* src = b + c * ldb + j0;
+      for (; j < nc; ++j) {
+        const float x = to_float(src[j]);
+        d[j] = x;
+        bad += x - x;
+      }
+    }
+    for (; j < ncp; ++j) d[j] = 0.f;
+  }
+  return bad == 0.f;
+}
+
 SK_CPU_NAMESPACE_END

@@ -18,12 +18,18 @@
 //           The n >= 2 sums of a row are added to its accumulators as one
 //           vector (rows 8 floats apart), not lane by lane: scalar loads of a
 //           vector just stored waited on store forwarding (~7 % at n = 8).
+//   dense (n > 8, b finite, density above a threshold growing with n: see
+//           use_dense): the group is expanded into a 64 x 64 fp32 tile (the
+//           expansion above, stored), then multiplied by b's 64 rows with a
+//           register-blocked product (6 rows x 2 vectors of accumulators, b in
+//           fp32, packed per 64-column chunk). Its cost does not fall with
+//           density, but it is FMA bound where the decode is load bound.
 //   decode (otherwise): the group is decoded into per-row (column, value)
 //           lists with table lookups (no loop over bits), then b's rows are
 //           streamed: n <= 16 in registers with 4 accumulator sets over rows
 //           padded to a multiple of 4 entries, n > 16 in panels of 4 vectors.
-// Both multiply only stored values by b, except that the expansion and the
-// row padding multiply zeros by b's finite values: a b with a NaN or infinity
+// All multiply only stored values by b, except that the expansion, the dense
+// tile and the row padding multiply zeros by b's finite values: a b with a NaN or infinity
 // takes the decode path without padding, so a product is never polluted by
 // a column the row does not store.
 //
@@ -52,9 +58,13 @@ constexpr int kRowPad = 4;
 // per row and tile): on AVX2 the expansion executes fewer instructions up to
 // n = 8 even at 95 % sparsity, the decode fewer at n = 16 (docs/performance.md).
 constexpr int kExpandMaxN = 8;
+// Columns of out per pass of the dense path (b's chunk in fp32: k x 64 floats
+// per thread).
+constexpr int64_t kDenseChunk = 64;
 
 // Scratch of one kernel call (one thread), allocated once (~100 KiB).
 struct Scratch {
+  alignas(64) float tile[kGroup * kGroup];  // dense: the current group expanded, row-major
   uint16_t starts[kTilesPerGroup];     // tile starts of the current group
   float acc[kGroup * kColumnChunk];    // fp32 accumulators of the group row, rows nc long
   // decode: the current group row by row (CSR inside the group)
@@ -298,12 +308,76 @@ static void group_times_b_small(const BitmapSpmmArgs<T>& a, Scratch& sc, int row
   }
 }
 
-// How a call multiplies its groups (the same for every group of the call).
-enum class Mode { kExpand, kDecodeSmall, kDecodeGeneral };
+// dense: the group expanded into sc.tile (64 x 64 fp32, zeros where no bit
+// is set; edge groups have no bit outside the matrix, so their extra rows and
+// columns are zero too). Tile by tile, each row byte expands its row's values
+// into the 8 columns of the tile.
+template <bool kSafe, typename T>
+static inline void expand_group(const uint64_t* masks, const uint16_t* starts, const T* vals, float* tile) {
+  for (int t = 0; t < kTilesPerGroup; ++t) {
+    const int f = t / 4, q = t % 4;
+    float* dst = tile + ((f / 4) * 16 + (q & 1) * 8) * kGroup + (f % 4) * 16 + (q >> 1) * 8;
+    const uint64_t mask = masks[t];
+    if (mask == 0) {
+      for (int i = 0; i < 8; ++i) v8storef(dst + i * kGroup, v8zero());
+      continue;
+    }
+    const T* v = vals + starts[t];
+    const unsigned char* bytes = reinterpret_cast<const unsigned char*>(masks + t);  // byte i is row i
+    for (int i = 0; i < 8; ++i) {
+      const unsigned byte = bytes[i];
+      v8storef(dst + i * kGroup, kSafe ? v8expand_full(v, byte) : v8expand(v, byte));
+      v += __builtin_popcount(byte);
+    }
+  }
+}
+
+// dense: acc[r0 + r, 0 .. NV * kW) += tile[r0 + r, :] @ bp[0..64, 0 .. NV * kW)
+// for r < MR, bp's rows ldp floats apart (fp32, zero past k). MR x NV
+// accumulators stay in registers across the 64 k steps; per step NV loads of
+// b and MR broadcasts of the tile feed MR x NV FMAs (6 x 2: 12 FMAs for 8
+// loads, FMA bound on AVX2's 16 registers).
+template <int MR, int NV>
+static inline void tile_times_panel(const float* tile, const float* bp, int64_t ldp, float* acc, int64_t lda) {
+  VecF c[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int u = 0; u < NV; ++u) c[r][u] = vload(acc + r * lda + u * kW);
+  for (int kk = 0; kk < kGroup; ++kk) {
+    VecF bv[NV];
+    for (int u = 0; u < NV; ++u) bv[u] = vload(bp + kk * ldp + u * kW);
+    for (int r = 0; r < MR; ++r) {
+      const VecF av = vset1(tile[r * kGroup + kk]);
+      for (int u = 0; u < NV; ++u) c[r][u] = vfma(av, bv[u], c[r][u]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int u = 0; u < NV; ++u) vstore(acc + r * lda + u * kW, c[r][u]);
+}
+
+// dense: acc[0..64, 0..ncp) += sc.tile @ bp[0..64, 0..ncp) (ncp a multiple of
+// kW; acc's and bp's rows ncp floats apart). Panels of 2 vectors, then 1; rows
+// in blocks of 6 (10 of them) and one of 4.
+static inline void tile_times_b(const float* tile, const float* bp, int64_t ncp, float* acc) {
+  static_assert(kGroup == 10 * 6 + 4, "row blocks");
+  int64_t j = 0;
+  for (; j + 2 * kW <= ncp; j += 2 * kW) {
+    for (int r = 0; r < 60; r += 6) tile_times_panel<6, 2>(tile + r * kGroup, bp + j, ncp, acc + r * ncp + j, ncp);
+    tile_times_panel<4, 2>(tile + 60 * kGroup, bp + j, ncp, acc + 60 * ncp + j, ncp);
+  }
+  for (; j < ncp; j += kW) {
+    for (int r = 0; r < 60; r += 6) tile_times_panel<6, 1>(tile + r * kGroup, bp + j, ncp, acc + r * ncp + j, ncp);
+    tile_times_panel<4, 1>(tile + 60 * kGroup, bp + j, ncp, acc + 60 * ncp + j, ncp);
+  }
+}
+
+// How a call multiplies its groups (the same for every group of the call, or
+// of a column chunk for kDense).
+enum class Mode { kExpand, kDense, kDecodeSmall, kDecodeGeneral };
 
 struct Plan {
   Mode mode;
-  const float* bt;  // kExpand: b in 8-row blocks transposed (transpose_row_blocks)
+  const float* bt;  // kExpand: b in 8-row blocks transposed (transpose_row_blocks);
+                    // kDense: b's columns [j0, j0 + nc) in fp32, rows ncp floats apart, zero past k and past nc
   int32_t scale;    // decode: column multiplier (b's row stride for kDecodeSmall, else 1)
 };
 
@@ -315,9 +389,13 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
   const int64_t r0 = gi * kGroup;
   const int rows = int(a.m - r0 < kGroup ? a.m - r0 : kGroup);
   // acc's rows are nc long, except for the expansion with n >= 2 (8: a row's
-  // sums are added as one vector)
-  const int64_t stride = plan.mode == Mode::kExpand && nc >= 2 ? 8 : nc;
-  for (int64_t p = 0; p < rows * stride; ++p) sc.acc[p] = 0.f;
+  // sums are added as one vector) and dense (nc rounded up to whole vectors)
+  const int64_t stride = plan.mode == Mode::kExpand && nc >= 2 ? 8
+                         : plan.mode == Mode::kDense   ? (nc + kW - 1) / kW * kW
+                                                       : nc;
+  // dense computes all 64 rows of acc (an edge group's extra rows are zero)
+  const int acc_rows = plan.mode == Mode::kDense ? kGroup : rows;
+  for (int64_t p = 0; p < acc_rows * stride; ++p) sc.acc[p] = 0.f;
   for (int64_t gj = 0; gj < gk; ++gj) {
     const int64_t g = gi * gk + gj;
     const uint64_t* masks = a.bitmaps + g * kTilesPerGroup;
@@ -329,6 +407,14 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
     const T* vals = a.values + a.group_offsets[g];
     // 8 values readable from the group's last value on: every row start is safe
     const bool safe = a.group_offsets[g + 1] + 8 <= a.nvalues;
+    if (plan.mode == Mode::kDense) {
+      if (safe)
+        expand_group<true>(masks, sc.starts, vals, sc.tile);
+      else
+        expand_group<false>(masks, sc.starts, vals, sc.tile);
+      tile_times_b(sc.tile, plan.bt + col0 * stride, stride, sc.acc);
+      continue;
+    }
     if (plan.mode == Mode::kExpand) {
       const float* bt = plan.bt + col0 * a.n;  // block col0 / 8, n * 8 floats per block
       if (a.n == 1) {
@@ -396,6 +482,19 @@ static bool b_finite(const BitmapSpmmArgs<T>& a) {
   return bad == 0.f;
 }
 
+// Whether n > kExpandMaxN columns take the dense path. Its cost per group is
+// the same at any density (the expansion, ~1 FMA cycle per element per 2
+// vectors of columns), the decode's falls with the density but costs ~2 loads
+// and a broadcast per stored value per 2 vectors plus the per-(row, tile)
+// decode. Crossovers measured on AVX2 (4096 x 4096 fp32, 2 threads,
+// docs/performance.md): n = 16 at ~25 % density, 24-64 at ~30-35 %, 128 at
+// ~50 %.
+template <typename T>
+static bool use_dense(const BitmapSpmmArgs<T>& a) {
+  const double min_density = a.n <= 16 ? 0.25 : a.n <= 64 ? 0.35 : 0.5;
+  return double(a.nvalues) >= min_density * double(a.m) * double(a.k);
+}
+
 __attribute__((noinline)) static Scratch& thread_scratch() {
   static thread_local Scratch sc;
   return sc;
@@ -415,6 +514,26 @@ void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end, int64_t
   *first_bad = -1;
   if (begin >= end) return;
   Plan plan{Mode::kDecodeGeneral, nullptr, 1};
+  if (a.n > kExpandMaxN && use_dense(a)) {
+    // column chunk by column chunk: b's chunk in fp32 (zero past k), then
+    // every group row of the range; a chunk whose b has a NaN or infinity is
+    // decoded instead (only stored values meet it)
+    FloatBuffer& buf = thread_bt();
+    const int64_t kpad = (a.k + kGroup - 1) / kGroup * kGroup;
+    for (int64_t j0 = 0; j0 < a.n; j0 += kDenseChunk) {
+      const int64_t nc = a.n - j0 < kDenseChunk ? a.n - j0 : kDenseChunk;
+      const int64_t ncp = (nc + kW - 1) / kW * kW;
+      Plan chunk{Mode::kDecodeGeneral, nullptr, 1};
+      if (buf.reserve(kpad * ncp) && copy_columns_fp32(a.b, a.ldb, a.k, kpad, j0, nc, ncp, buf.data))
+        chunk = Plan{Mode::kDense, buf.data, 1};
+      for (int64_t gi = begin; gi < end; ++gi)
+        if (!group_row_spmm(a, chunk, sc, gi, j0, nc)) {
+          *first_bad = gi;
+          return;
+        }
+    }
+    return;
+  }
   if (a.n <= kExpandMaxN) {
     FloatBuffer& buf = thread_bt();
     const int64_t kpad = (a.k + kGroup - 1) / kGroup * kGroup;
