@@ -355,19 +355,24 @@ static inline void tile_times_panel(const float* tile, const float* bp, int64_t 
 }
 
 // dense: acc[0..64, 0..ncp) += sc.tile @ bp[0..64, 0..ncp) (ncp a multiple of
-// kW; acc's and bp's rows ncp floats apart). Panels of 2 vectors, then 1; rows
-// in blocks of 6 (10 of them) and one of 4.
+// kW; acc's and bp's rows ncp floats apart). Panels of 2 vectors, rows in
+// blocks of kMr2 and one of 4; then panels of 1 vector, rows in blocks of
+// kMr1. The blocks fill the register file: 6 x 2 and 8 x 1 accumulators on
+// AVX2 (16 registers), 12 x 2 and 16 x 1 on AVX-512 (32).
+constexpr int kMr2 = kW >= 16 ? 12 : 6;
+constexpr int kMr1 = kW >= 16 ? 16 : 8;
 static inline void tile_times_b(const float* tile, const float* bp, int64_t ncp, float* acc) {
-  static_assert(kGroup == 10 * 6 + 4, "row blocks");
+  constexpr int full = kGroup / kMr2 * kMr2;
+  static_assert(kGroup - full == 4 && kGroup % kMr1 == 0, "row blocks");
   int64_t j = 0;
   for (; j + 2 * kW <= ncp; j += 2 * kW) {
-    for (int r = 0; r < 60; r += 6) tile_times_panel<6, 2>(tile + r * kGroup, bp + j, ncp, acc + r * ncp + j, ncp);
-    tile_times_panel<4, 2>(tile + 60 * kGroup, bp + j, ncp, acc + 60 * ncp + j, ncp);
+    for (int r = 0; r < full; r += kMr2)
+      tile_times_panel<kMr2, 2>(tile + r * kGroup, bp + j, ncp, acc + r * ncp + j, ncp);
+    tile_times_panel<4, 2>(tile + full * kGroup, bp + j, ncp, acc + full * ncp + j, ncp);
   }
-  for (; j < ncp; j += kW) {
-    for (int r = 0; r < 60; r += 6) tile_times_panel<6, 1>(tile + r * kGroup, bp + j, ncp, acc + r * ncp + j, ncp);
-    tile_times_panel<4, 1>(tile + 60 * kGroup, bp + j, ncp, acc + 60 * ncp + j, ncp);
-  }
+  for (; j < ncp; j += kW)
+    for (int r = 0; r < kGroup; r += kMr1)
+      tile_times_panel<kMr1, 1>(tile + r * kGroup, bp + j, ncp, acc + r * ncp + j, ncp);
 }
 
 // How a call multiplies its groups (the same for every group of the call, or
