@@ -62,7 +62,7 @@ constexpr int kExpandMaxN = 8;
 // per thread).
 constexpr int64_t kDenseChunk = 64;
 
-// Scratch of one kernel call (one thread), allocated once (~100 KiB).
+// Scratch of one kernel call (one thread), allocated once (~116 KiB).
 struct Scratch {
   alignas(64) float tile[kGroup * kGroup];  // dense: the current group expanded, row-major
   uint16_t starts[kTilesPerGroup];     // tile starts of the current group
