@@ -437,35 +437,37 @@ static inline Vec8 v8load_partial(const T* p, int n) {
   for (int i = 0; i < n; ++i) tmp[i] = p[i];
   return v8load(tmp);
 }
-// For each byte, the source lane of each output lane: the next stored value
-// for a set bit; for a clear bit lane 7 with the sign bit set (vpermps reads
-// only the low 3 bits: lane 7 is 0 after the partial load of v8expand unless
-// all 8 lanes are selected; v8expand_full zeroes the lanes by the sign bit, so
-// no second table load is needed). 32 bytes per byte, 8 KiB in all.
-struct alignas(32) ExpandEntry {
-  int32_t idx[8];
-};
-struct ExpandTable {
-  ExpandEntry e[256];
+// For each byte, the source lane of each output lane, one signed byte per
+// lane: the next stored value for a set bit; for a clear bit lane 7 with the
+// sign bit set (vpermps reads only the low 3 bits: lane 7 is 0 after the
+// partial load of v8expand unless all 8 lanes are selected; v8expand_full
+// zeroes the lanes by the sign bit, so no second table load is needed). An
+// entry is 8 bytes, so it is addressed with a scaled index and widened by one
+// vpmovsxbd from memory (a 32-byte entry needed a shift of the byte and a
+// copy of it per row byte); 2 KiB in all.
+struct alignas(64) ExpandTable {
+  int8_t idx[256][8];
 };
 static constexpr ExpandTable make_expand_table() {
   ExpandTable t{};
   for (int byte = 0; byte < 256; ++byte) {
     int next = 0;
-    for (int l = 0; l < 8; ++l) t.e[byte].idx[l] = (byte >> l) & 1 ? next++ : int32_t(0x80000007u);
+    for (int l = 0; l < 8; ++l) t.idx[byte][l] = (byte >> l) & 1 ? int8_t(next++) : int8_t(-128 + 7);
   }
   return t;
 }
 static constexpr ExpandTable kExpandTable = make_expand_table();
+static inline __m256i expand_permutation(unsigned byte) {
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kExpandTable.idx[byte])));
+}
 template <typename T>
 static inline Vec8 v8expand(const T* p, unsigned byte) {
   const Vec8 packed = v8load_partial(p, __builtin_popcount(byte));
-  const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kExpandTable.e[byte].idx));
-  return {_mm256_permutevar8x32_ps(packed.v, perm)};
+  return {_mm256_permutevar8x32_ps(packed.v, expand_permutation(byte))};
 }
 template <typename T>
 static inline Vec8 v8expand_full(const T* p, unsigned byte) {
-  const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kExpandTable.e[byte].idx));
+  const __m256i perm = expand_permutation(byte);
   // The zero is hidden from the compiler (an empty asm; loop invariant, so
   // hoisted): knowing it, GCC rewrites the blend as a compare plus an and-not,
   // two instructions per row byte instead of one vblendvps.
