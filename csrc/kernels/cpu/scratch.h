@@ -32,6 +32,40 @@ struct FloatBuffer {
   }
 };
 
+// Copies columns [j0, j0 + nc) of rows [0, rows) of b (row stride ldb) to
+// dst in fp32, rows ncp floats apart (ncp >= nc, a multiple of kW), zero in
+// columns nc .. ncp and in rows rows .. rows_pad. Returns whether every copied
+// element is finite. Vectorised, with the finiteness test x * -1 + x (0 for
+// finite x, NaN otherwise) summed per lane: a scalar sum of x - x chained one
+// add per element and cost ~4 cycles each (a call's copy of b then took
+// about as long as 40 % of one 64-row group row at N = 16).
+template <typename T>
+static inline bool copy_columns_fp32(const T* b, int64_t ldb, int64_t rows, int64_t rows_pad, int64_t j0,
+                                     int64_t nc, int64_t ncp, float* dst) {
+  VecF bad = vzero();
+  const VecF minus1 = vset1(-1.f);
+  for (int64_t c = 0; c < rows_pad; ++c) {
+    float* d = dst + c * ncp;
+    int64_t j = 0;
+    if (c < rows) {
+      const T* src = b + c * ldb + j0;
+      for (; j + kW <= nc; j += kW) {
+        const VecF x = vload(src + j);
+        vstore(d + j, x);
+        bad = vadd(bad, vfma(x, minus1, x));
+      }
+      if (j < nc) {  // the last lanes are zero: they pad the row up to ncp
+        const VecF x = vload_partial(src + j, int(nc - j));
+        vstore(d + j, x);
+        bad = vadd(bad, vfma(x, minus1, x));
+        j += kW;
+      }
+    }
+    for (; j < ncp; j += kW) vstore(d + j, vzero());
+  }
+  return vhsum(bad) == 0.f;
+}
+
 // Copies rows [0, rows) of b (n columns, row stride ldb) to dst in fp32 as
 // blocks of blk rows, each block transposed:
 // dst[(c / blk) * n * blk + j * blk + c % blk] = b[c, j], zero for
@@ -41,7 +75,11 @@ struct FloatBuffer {
 template <typename T>
 static inline bool transpose_row_blocks(const T* b, int64_t ldb, int64_t rows, int64_t rows_pad, int64_t n,
                                         int64_t blk, float* dst) {
-  float bad = 0.f;  // x - x is 0 for finite x, NaN otherwise
+  // one contiguous column: the blocks are b itself, zero-padded (vectorised)
+  if (n == 1 && ldb == 1 && rows_pad % kW == 0) return copy_columns_fp32(b, rows, 1, 1, 0, rows, rows_pad, dst);
+  // an all-ones exponent is an infinity or a NaN (an integer OR per element:
+  // a float sum of x - x chained one add, ~4 cycles, per element)
+  uint32_t bad = 0;
   for (int64_t c = 0; c < rows_pad; ++c) {
     float* d = dst + (c / blk) * n * blk + c % blk;
     if (c < rows) {
@@ -49,36 +87,13 @@ static inline bool transpose_row_blocks(const T* b, int64_t ldb, int64_t rows, i
       for (int64_t j = 0; j < n; ++j) {
         const float x = to_float(src[j]);
         d[j * blk] = x;
-        bad += x - x;
+        bad |= uint32_t((float_to_bits(x) & 0x7f800000u) == 0x7f800000u);
       }
     } else {
       for (int64_t j = 0; j < n; ++j) d[j * blk] = 0.f;
     }
   }
-  return bad == 0.f;
-}
-
-// Copies columns [j0, j0 + nc) of rows [0, rows) of b (row stride ldb) to
-// dst in fp32, rows ncp >= nc floats apart, zero in columns nc .. ncp and in
-// rows rows .. rows_pad. Returns whether every copied element is finite.
-template <typename T>
-static inline bool copy_columns_fp32(const T* b, int64_t ldb, int64_t rows, int64_t rows_pad, int64_t j0,
-                                     int64_t nc, int64_t ncp, float* dst) {
-  float bad = 0.f;  // x - x is 0 for finite x, NaN otherwise
-  for (int64_t c = 0; c < rows_pad; ++c) {
-    float* d = dst + c * ncp;
-    int64_t j = 0;
-    if (c < rows) {
-      const T* src = b + c * ldb + j0;
-      for (; j < nc; ++j) {
-        const float x = to_float(src[j]);
-        d[j] = x;
-        bad += x - x;
-      }
-    }
-    for (; j < ncp; ++j) d[j] = 0.f;
-  }
-  return bad == 0.f;
+  return bad == 0;
 }
 
 SK_CPU_NAMESPACE_END

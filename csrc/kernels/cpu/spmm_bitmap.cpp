@@ -480,13 +480,13 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
 // Whether every element of b is finite.
 template <typename T>
 static bool b_finite(const BitmapSpmmArgs<T>& a) {
-  float bad = 0.f;
+  uint32_t bad = 0;  // as in transpose_row_blocks
   for (int64_t c = 0; c < a.k; ++c)
     for (int64_t j = 0; j < a.n; ++j) {
       const float x = to_float(a.b[c * a.ldb + j]);
-      bad += x - x;
+      bad |= uint32_t((float_to_bits(x) & 0x7f800000u) == 0x7f800000u);
     }
-  return bad == 0.f;
+  return bad == 0;
 }
 
 // Whether n > kExpandMaxN columns take the dense path. Its cost per group is

@@ -32,15 +32,35 @@ inline int64_t spmm_row_grain(int64_t rows, int64_t nnz, int64_t n) {
 // Runs kernel(begin, end, &first_bad) over [0, n) in parallel chunks of at
 // least `grain` and returns the smallest position any chunk reported (each
 // chunk reports its first bad one, or -1), or -1 when none did.
+//
+// The chunks are taken dynamically, about kChunksPerThread per thread, so a
+// thread whose core is shared with another process (or whose rows are
+// heavier) does fewer of them; a static split makes every call wait for the
+// slowest thread. Every chunk is run (each stops at its own first bad row),
+// so the minimum is the first bad position overall.
 template <typename Kernel>
 int64_t parallel_first_bad(int64_t n, int64_t grain, const Kernel& kernel) {
-  std::atomic<int64_t> first{n};
-  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+  constexpr int64_t kChunksPerThread = 4;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t max_chunks = (n + grain - 1) / grain;
+  const int64_t workers = std::min<int64_t>(max_chunks, at::get_num_threads());
+  if (workers <= 1 || at::in_parallel_region()) {
     int64_t bad = -1;
-    kernel(begin, end, &bad);
-    if (bad < 0) return;
-    int64_t cur = first.load();
-    while (bad < cur && !first.compare_exchange_weak(cur, bad)) {
+    if (n > 0) kernel(0, n, &bad);
+    return bad;
+  }
+  const int64_t chunks = std::min<int64_t>(max_chunks, kChunksPerThread * workers);
+  const int64_t size = (n + chunks - 1) / chunks;
+  std::atomic<int64_t> next{0}, first{n};
+  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+    for (int64_t c = next++; c * size < n; c = next++) {
+      const int64_t begin = c * size, end = std::min<int64_t>(n, begin + size);
+      int64_t bad = -1;
+      kernel(begin, end, &bad);
+      if (bad < 0) continue;
+      int64_t cur = first.load();
+      while (bad < cur && !first.compare_exchange_weak(cur, bad)) {
+      }
     }
   });
   const int64_t f = first.load();
