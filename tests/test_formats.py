@@ -282,6 +282,22 @@ def test_compile_fullgraph(fmt):
         assert_matches_reference(out, ref, torch.float32)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_stable_hash_for_caching(fmt):
+    """torch.compile's AOT autograd cache keys format tensors by this hash: equal for the same structure with
+    other values, different when the shape, dtype, transposition or requires_grad differ."""
+    w, a = make(fmt)
+    h = a._stable_hash_for_caching()
+    assert isinstance(h, str) and len(h) == 32
+    pack = {"csr": sk.to_csr, "bitmap": sk.to_bitmap, "sparse24": sk.to_sparse24,
+            "bsr": lambda x: sk.to_bsr(x, (8, 16))}[fmt]
+    assert pack(torch.where(w != 0, torch.full_like(w, 1.5), w))._stable_hash_for_caching() == h  # other values
+    assert make(fmt, m=46)[1]._stable_hash_for_caching() != h
+    assert a.t()._stable_hash_for_caching() != h
+    assert a.to(torch.float16)._stable_hash_for_caching() != h
+    assert a.detach().requires_grad_(True)._stable_hash_for_caching() != h
+
+
 def test_compile_inductor():
     torch._dynamo.reset()
     w, a = make("bitmap")

@@ -16,6 +16,7 @@ the dense operand needs (``sparse.spmm``'s autograd in ops.py, and aten.mm's).
 
 from __future__ import annotations
 
+import hashlib
 import operator
 from typing import Any, ClassVar
 
@@ -67,6 +68,26 @@ class SparseFormatTensor(torch.Tensor):
     def __tensor_unflatten__(cls, inner_tensors, ctx, outer_size, outer_stride):
         mk, transposed, meta = ctx
         return cls(mk, tuple(inner_tensors[n] for n in cls.INNER), transposed, meta)
+
+    def _stable_hash_for_caching(self) -> str:
+        """A key for torch.compile's AOT autograd cache: the same in every process for format tensors of the same
+        structure (class, shapes, dtypes, strides, devices, transposed flag and metadata), never the values."""
+        inner = tuple(
+            (name, str(t.dtype), tuple(str(d) for d in t.shape), tuple(str(d) for d in t.stride()), t.device.type)
+            for name, t in ((n, getattr(self, n)) for n in self.INNER)
+        )
+        key = (
+            type(self).__module__,
+            type(self).__qualname__,
+            tuple(str(d) for d in self._mk),  # str: symbolic sizes are named, never specialized
+            bool(self.transposed),
+            repr(self._meta),
+            str(self.dtype),
+            self.device.type,
+            bool(self.requires_grad),
+            inner,
+        )
+        return hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
 
     # ---- construction helpers -----------------------------------------------------
     def _inner(self) -> tuple[torch.Tensor, ...]:
