@@ -80,7 +80,22 @@ static inline bool transpose_row_blocks(const T* b, int64_t ldb, int64_t rows, i
   // an all-ones exponent is an infinity or a NaN (an integer OR per element:
   // a float sum of x - x chained one add, ~4 cycles, per element)
   uint32_t bad = 0;
-  for (int64_t c = 0; c < rows_pad; ++c) {
+  int64_t c = 0;
+  // whole blocks column by column: each column's blk values are stored
+  // contiguously (per element a strided load, a store and the check)
+  for (; c + blk <= rows; c += blk) {
+    float* d0 = dst + (c / blk) * n * blk;
+    for (int64_t j = 0; j < n; ++j) {
+      const T* src = b + c * ldb + j;
+      float* d = d0 + j * blk;
+      for (int64_t i = 0; i < blk; ++i) {
+        const float x = to_float(src[i * ldb]);
+        d[i] = x;
+        bad |= uint32_t((float_to_bits(x) & 0x7f800000u) == 0x7f800000u);
+      }
+    }
+  }
+  for (; c < rows_pad; ++c) {  // the last, partial block and the zero blocks
     float* d = dst + (c / blk) * n * blk + c % blk;
     if (c < rows) {
       const T* src = b + c * ldb;
