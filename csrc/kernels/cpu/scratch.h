@@ -77,8 +77,8 @@ static inline bool transpose_row_blocks(const T* b, int64_t ldb, int64_t rows, i
                                         int64_t blk, float* dst) {
   // one contiguous column: the blocks are b itself, zero-padded (vectorised)
   if (n == 1 && ldb == 1 && rows_pad % kW == 0) return copy_columns_fp32(b, rows, 1, 1, 0, rows, rows_pad, dst);
-  // an all-ones exponent is an infinity or a NaN (an integer OR per element:
-  // a float sum of x - x chained one add, ~4 cycles, per element)
+  // an integer OR per element (a float sum of x - x chained one add, ~4
+  // cycles, per element)
   uint32_t bad = 0;
   int64_t c = 0;
   // whole blocks column by column: each column's blk values are stored
@@ -91,7 +91,7 @@ static inline bool transpose_row_blocks(const T* b, int64_t ldb, int64_t rows, i
       for (int64_t i = 0; i < blk; ++i) {
         const float x = to_float(src[i * ldb]);
         d[i] = x;
-        bad |= uint32_t((float_to_bits(x) & 0x7f800000u) == 0x7f800000u);
+        bad |= non_finite_bit(x);
       }
     }
   }
@@ -102,7 +102,7 @@ static inline bool transpose_row_blocks(const T* b, int64_t ldb, int64_t rows, i
       for (int64_t j = 0; j < n; ++j) {
         const float x = to_float(src[j]);
         d[j * blk] = x;
-        bad |= uint32_t((float_to_bits(x) & 0x7f800000u) == 0x7f800000u);
+        bad |= non_finite_bit(x);
       }
     } else {
       for (int64_t j = 0; j < n; ++j) d[j * blk] = 0.f;

@@ -50,6 +50,9 @@ static inline uint32_t float_to_bits(float f) {
   std::memcpy(&u, &f, 4);
   return u;
 }
+// 1 for an infinity or a NaN (all-ones exponent), else 0: an integer test, so
+// OR-ing it over a copy makes no floating-point dependency chain.
+static inline uint32_t non_finite_bit(float x) { return uint32_t((float_to_bits(x) & 0x7f800000u) == 0x7f800000u); }
 
 static inline float to_float(float x) { return x; }
 static inline float to_float(bf16_t x) { return bits_to_float(uint32_t(x.bits) << 16); }

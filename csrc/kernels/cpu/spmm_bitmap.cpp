@@ -484,7 +484,7 @@ static bool b_finite(const BitmapSpmmArgs<T>& a) {
   for (int64_t c = 0; c < a.k; ++c)
     for (int64_t j = 0; j < a.n; ++j) {
       const float x = to_float(a.b[c * a.ldb + j]);
-      bad |= uint32_t((float_to_bits(x) & 0x7f800000u) == 0x7f800000u);
+      bad |= non_finite_bit(x);
     }
   return bad == 0;
 }
@@ -521,12 +521,12 @@ void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end, int64_t
   *first_bad = -1;
   if (begin >= end) return;
   Plan plan{Mode::kDecodeGeneral, nullptr, 1};
+  FloatBuffer& buf = thread_bt();
+  const int64_t kpad = (a.k + kGroup - 1) / kGroup * kGroup;  // b's copies are zero past k
   if (a.n > kExpandMaxN && use_dense(a)) {
-    // column chunk by column chunk: b's chunk in fp32 (zero past k), then
-    // every group row of the range; a chunk whose b has a NaN or infinity is
-    // decoded instead (only stored values meet it)
-    FloatBuffer& buf = thread_bt();
-    const int64_t kpad = (a.k + kGroup - 1) / kGroup * kGroup;
+    // column chunk by column chunk: b's chunk in fp32, then every group row
+    // of the range; a chunk whose b has a NaN or infinity is decoded instead
+    // (only stored values meet it)
     for (int64_t j0 = 0; j0 < a.n; j0 += kDenseChunk) {
       const int64_t nc = a.n - j0 < kDenseChunk ? a.n - j0 : kDenseChunk;
       const int64_t ncp = (nc + kW - 1) / kW * kW;
@@ -542,8 +542,6 @@ void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end, int64_t
     return;
   }
   if (a.n <= kExpandMaxN) {
-    FloatBuffer& buf = thread_bt();
-    const int64_t kpad = (a.k + kGroup - 1) / kGroup * kGroup;
     // b in 8-row blocks, transposed; false when b holds a NaN or infinity
     if (buf.reserve(a.n * kpad) && transpose_row_blocks(a.b, a.ldb, a.k, kpad, a.n, 8, buf.data))
       plan = Plan{Mode::kExpand, buf.data, 1};
