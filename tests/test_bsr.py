@@ -373,18 +373,18 @@ def _check_with_nan_padding(m, k, n, r, c, block_density, seed):
     assert_matches_reference(out, a.double() @ b.double(), torch.float32)
 
 
-@pytest.mark.parametrize("r,c", [(1, 4), (4, 1), (2, 3), (3, 2), (4, 4), (1, 1), (3, 7)])
+@pytest.mark.parametrize("r,c", [(1, 4), (4, 1), (2, 3), (3, 2), (4, 4), (1, 1), (2, 1), (3, 1), (3, 7)])
 @pytest.mark.parametrize("n", [63, 64, 65, 96, 97, 129])
 def test_bsr_spmm_tiled_panel_edges(isa, r, c, n):
-    """n just below / at / above the tiled threshold (64; 4x1 stays direct below 1024) and the panel widths
-    (24..64 columns per ISA); m, k not multiples of r, c; edge-block padding NaN."""
+    """n just below / at / above the tiled threshold (64) and the panel widths (24..64 columns per ISA); m, k not
+    multiples of r, c; edge-block padding NaN. r x 1 blocks take their own loop on both paths."""
     _check_with_nan_padding(40 * r + r // 2 + 1, 9 * c + 1, n, r, c, block_density=0.6, seed=n)
 
 
 @pytest.mark.parametrize("n", [1023, 1024, 1030])
-def test_bsr_spmm_4x1_tiled_from_n_1024(isa, n):
-    """4x1 blocks take the tiled path only from n = 1024 (below it the direct path is faster): n just below / at /
-    above, k = 1500 crossing a K chunk, a partial last block row, edge-block padding NaN."""
+def test_bsr_spmm_4x1_wide_n(isa, n):
+    """4x1 blocks at wide n (many panels; the per-call sortedness of the block rows reused by each): k = 1500
+    crossing a K chunk, a partial last block row, edge-block padding NaN."""
     _check_with_nan_padding(65, 1500, n, 4, 1, block_density=0.5, seed=n)
 
 

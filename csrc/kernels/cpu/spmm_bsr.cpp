@@ -3,7 +3,7 @@
 // Two paths; edge blocks (m or k not a multiple of r or c) are clipped in both:
 // padding rows/columns of a block are never read.
 //
-// Tiled path (bsr_tiled: r <= 4, n >= 64 (4x1: n >= 1024), the range's stored values >= 8 k,
+// Tiled path (bsr_tiled: r <= 4, n >= 64, the range's stored values >= 8 k,
 // the 1x4 / 4x1 prefill shapes). Per thread and per panel of W = NV vectors of
 // output columns (NV = 8, 4, 4, 3 for r = 1, 2, 3, 4: R = r rows x NV <= 12
 // accumulators):
@@ -54,6 +54,21 @@ static inline void bsr_panel(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0,
   VecF acc[R][NV];
   for (int t = 0; t < R; ++t)
     for (int u = 0; u < NV; ++u) acc[t][u] = vzero();
+  if (c == 1) {
+    // r x 1 blocks: one b row per block, no column loop (the general loop's
+    // per-block bookkeeping was ~2/3 of its instructions at 4x1)
+    const T* blk = a.blocks + int64_t(p0) * rc + ii;
+    for (I p = p0; p < p1; ++p, blk += rc) {
+      const T* brow = a.b + int64_t(a.block_col_idx[p]) * a.ldb + j;
+      VecF bv[NV];
+      for (int u = 0; u < NV; ++u) bv[u] = vload(brow + u * kW);
+      for (int t = 0; t < R; ++t) {
+        const VecF v = vset1(to_float(blk[t]));
+        for (int u = 0; u < NV; ++u) acc[t][u] = vfma(v, bv[u], acc[t][u]);
+      }
+    }
+    p1 = p0;  // done: skip the general loop
+  }
   for (I p = p0; p < p1; ++p) {
     const T* blk = a.blocks + int64_t(p) * rc + ii * c;
     const int64_t col0 = int64_t(a.block_col_idx[p]) * c;
@@ -144,6 +159,7 @@ struct BsrTiledScratch {
   FloatBuffer panel;   // [k, W] fp32: columns [j0, j0 + W) of b, zero past n
   FloatBuffer acc;     // [rows of a group, W] fp32 accumulators
   Int64Buffer cursor;  // per block row of a group: its next block, or -1 (columns not sorted)
+  Int64Buffer start;   // per block row of the range: its first block, or -1 (columns not sorted)
 };
 
 // Rows 0 .. R-1 of a block row against its blocks from p0 on, up to p1 or
@@ -160,6 +176,20 @@ static inline int64_t tiled_rows(const BsrSpmmArgs<T, I>& a, int64_t p0, int64_t
   for (int t = 0; t < R; ++t)
     for (int u = 0; u < NV; ++u) s[t][u] = vload(acc + t * W + u * kW);
   int64_t p = p0;
+  if (c == 1) {
+    // r x 1 blocks: one panel row per block (as in bsr_panel)
+    const T* blk = a.blocks + p * rc;
+    for (; p < p1 && int64_t(ci[p]) < kb1; ++p, blk += rc) {
+      const float* brow = bt + int64_t(ci[p]) * W;
+      VecF bv[NV];
+      for (int u = 0; u < NV; ++u) bv[u] = vload(brow + u * kW);
+      for (int t = 0; t < R; ++t) {
+        const VecF v = vset1(to_float(blk[t]));
+        for (int u = 0; u < NV; ++u) s[t][u] = vfma(v, bv[u], s[t][u]);
+      }
+    }
+    p1 = p;  // done: skip the general loop
+  }
   for (; p < p1 && int64_t(ci[p]) < kb1; ++p) {
     const T* blk = a.blocks + p * rc;
     const int64_t col0 = int64_t(ci[p]) * c;
@@ -202,11 +232,9 @@ constexpr int64_t kChunkFloats = 32768;  // b rows of one K chunk of the panel: 
 constexpr int64_t kAccFloats = 8192;     // accumulator tile of a row group: 32 KiB
 constexpr int64_t kPanelMaxFloats = int64_t(1) << 23;  // 32 MiB of packed b at most, else the direct path
 constexpr int64_t kTiledMinNnzPerK = 8;  // stored values of the range >= 8 k: packing b costs <= 1/8 of the FMAs
-// 4x1 blocks below this n stay on the direct path, whose 4 rows already reuse
-// each b vector 4 times. 4096^2 at 90 %, 2 threads, two alternating runs per
-// build: 4x1 at n = 256 19.2-19.5 ms direct, 22.6 tiled; at n = 2048 208-222
-// direct, 147-191 tiled; 4x4 tiled wins at both (9.9-12.5 vs 18-19 ms at 256).
-constexpr int64_t kTiledMinN4x1 = 1024;
+// (4x1 blocks took the tiled path only from n = 1024 until both paths got an
+// r x 1 loop without the per-block column bookkeeping; since then the tiled
+// path is as fast or faster from n = 64 on: docs/performance.md.)
 
 // Block rows [begin, end), r == RMAX (or fewer rows in the last block row).
 // Returns false when the scratch could not be allocated (nothing written).
@@ -219,13 +247,22 @@ static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   const int64_t kb_chunk = max_i64(1, kChunkFloats / (W * c));  // block columns per K chunk
   const int64_t group = min_i64(end - begin, max_i64(1, kAccFloats / (W * r)));  // block rows per group
   static thread_local BsrTiledScratch s;
-  if (!s.panel.reserve(max_i64(1, a.k) * W) || !s.acc.reserve(group * r * W) || !s.cursor.reserve(group))
+  if (!s.panel.reserve(max_i64(1, a.k) * W) || !s.acc.reserve(group * r * W) || !s.cursor.reserve(group) ||
+      !s.start.reserve(end - begin))
     return false;
   float* const bt = s.panel.data;
   float* const acc = s.acc.data;
   int64_t* const cursor = s.cursor.data;
   const I* const rp = a.block_row_ptr;
   const I* const ci = a.block_col_idx;
+  // whether each block row's columns are sorted, once per call (per panel it
+  // was ~10 % of the instructions at 4x1, n = 2048)
+  for (int64_t bi = begin; bi < end; ++bi) {
+    const int64_t p0 = rp[bi], p1 = rp[bi + 1];
+    bool sorted = true;
+    for (int64_t p = p0 + 1; p < p1; ++p) sorted &= ci[p - 1] <= ci[p];
+    s.start.data[bi - begin] = sorted ? p0 : -1;
+  }
   for (int64_t j0 = 0; j0 < a.n; j0 += W) {
     const int64_t jw = min_i64(W, a.n - j0);
     // Pack columns [j0, j0 + jw) of b as fp32 rows of W (zero past jw).
@@ -244,12 +281,7 @@ static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
     for (int64_t g0 = begin; g0 < end; g0 += group) {
       const int64_t g1 = min_i64(end, g0 + group);
       for (int64_t x = 0; x < (g1 - g0) * r * W; x += kW) vstore(acc + x, vzero());
-      for (int64_t bi = g0; bi < g1; ++bi) {
-        const int64_t p0 = rp[bi], p1 = rp[bi + 1];
-        bool sorted = true;
-        for (int64_t p = p0 + 1; p < p1; ++p) sorted &= ci[p - 1] <= ci[p];
-        cursor[bi - g0] = sorted ? p0 : -1;
-      }
+      for (int64_t bi = g0; bi < g1; ++bi) cursor[bi - g0] = s.start.data[bi - begin];
       for (int64_t kb0 = 0; kb0 < kblocks; kb0 += kb_chunk) {
         const int64_t kb1 = kb0 + kb_chunk;
         for (int64_t bi = g0; bi < g1; ++bi) {
@@ -284,8 +316,7 @@ static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
 template <typename T, typename I>
 void bsr_spmm(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   const int64_t nnz_range = (int64_t(a.block_row_ptr[end]) - int64_t(a.block_row_ptr[begin])) * a.r * a.c;
-  const bool four_by_one = a.r == 4 && a.c == 1;
-  if (a.r <= kTiledMaxR && a.n >= (four_by_one ? kTiledMinN4x1 : kTiledMinN) &&
+  if (a.r <= kTiledMaxR && a.n >= kTiledMinN &&
       a.k * tiled_width(a.r) <= kPanelMaxFloats && nnz_range >= kTiledMinNnzPerK * a.k) {
     bool done = false;
     switch (a.r) {
