@@ -123,12 +123,13 @@ def test_bsr_spmm_unsorted_and_duplicate_blocks_are_summed(isa):
     torch.testing.assert_close(dense.double(), expected, rtol=1e-6, atol=0)
 
 
-@pytest.mark.parametrize("r,c", [(1, 4), (4, 1), (2, 3), (6, 16), (32, 32)])
-def test_bsr_spmm_wide_n_column_blocks(isa, r, c):
-    """n >= 1024: the kernel walks b in column blocks (for some block shapes), the last block partial; padding
-    of the edge blocks is NaN, so a block that reads it shows."""
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("r,c", [(1, 4), (4, 1), (2, 3), (5, 3), (8, 8), (6, 16), (32, 32)])
+def test_bsr_spmm_wide_n_column_blocks(isa, r, c, dtype):
+    """n >= 1024: the direct path (r > 4) copies b in column blocks of 64 to a buffer, the last block partial;
+    r <= 4 takes the tiled path's panels. Padding of the edge blocks is NaN, so a block that reads it shows."""
     m, k, n = 45, 70, 1100
-    a = random_block_sparse(m, k, r, c, block_density=0.5)
+    a = random_block_sparse(m, k, r, c, dtype, block_density=0.5)
     row_ptr, col_idx, blocks = bsr_reference_pack(a, r, c)
     blocks = blocks.clone()
     for p in range(col_idx.numel()):
@@ -136,9 +137,9 @@ def test_bsr_spmm_wide_n_column_blocks(isa, r, c):
         bj = int(col_idx[p])
         blocks[p, min(r, m - bi * r):, :] = float("nan")
         blocks[p, :, min(c, k - bj * c):] = float("nan")
-    b = random_dense(k, n)
+    b = random_dense(k, n, dtype=dtype)
     out = torch.ops.sparse.bsr_spmm(row_ptr, col_idx, blocks, b, m)
-    assert_matches_reference(out, a.double() @ b.double(), torch.float32)
+    assert_matches_reference(out, a.double() @ b.double(), dtype, f16_reference(a, b, dtype))
 
 
 def test_bsr_spmm_strided_b(isa):

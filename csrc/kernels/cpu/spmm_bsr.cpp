@@ -33,13 +33,14 @@
 // times; out columns in registers in panels of NV vectors (R * NV <= 12: 6 x 2
 // vectors is the AVX2 register budget with the 2 b vectors and a broadcast).
 // Columns past the last panel go one by one, which is also the whole of N = 1.
-// Wide n goes in column blocks of 64, the block outermost (b's block stays in
-// cache), for the block shapes where that measured faster (bsr_spmm).
+// Wide n (>= 1024) goes in column blocks of 64, the block outermost and
+// copied contiguous (b's block stays in cache; see kColumnBlock).
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
 
 #include <cstdlib>
+#include <cstring>
 
 SK_CPU_NAMESPACE_BEGIN
 
@@ -118,14 +119,16 @@ static void bsr_rows(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0, int64_t
   for (; j < j1; ++j) bsr_column<R>(a, p0, p1, i0, ii, j);
 }
 
-// Wide n: columns in blocks of kColumnBlock, the block outermost, so the
-// block of b (k x kColumnBlock) stays in cache while every block row of the
-// range uses it (without it, each row group re-reads its blocks' b rows
-// across all n columns from memory). Measured (1 thread, CPU time, 4096^2 at
-// 90 %): at n = 2048 it helps 1x4 (1158 -> 773 ms) and 32x32 (321 -> 231 ms)
-// but slows 4x1 (286 -> 465 ms), whose 4 rows already reuse each b vector 4
-// times; at n = 256 it helps none. Hence: n >= kColumnBlockMinN, and blocks of
-// fewer than 4 rows or at least 16 columns.
+// Wide n (direct path): columns in blocks of kColumnBlock, the block
+// outermost and copied to a contiguous buffer (bsr_spmm), so the block of b
+// (k x kColumnBlock) stays in cache while every block row of the range uses
+// it. Measured first without the copy (1 thread, 4096^2 at 90 %, n = 2048:
+// 32x32 321 -> 231 ms; 4x1 slower, but r <= 4 now takes the tiled path), then
+// with it, for every block shape (2 threads, alternating processes, min of
+// 3-5 calls): n = 2048 32x32 110-132 -> 87-97 ms, 8x8 477-520 -> 87-119,
+// 5x3 407-601 -> 98-138; n = 1024 8x8 110-127 -> 59-76, 5x3 54-84 -> 53-94;
+// at n = 512 mixed (5x3 23 -> 33-43 ms, 8x8 28-42 -> 33-39), n = 256 a tie.
+// Hence n >= kColumnBlockMinN, any block shape.
 constexpr int64_t kColumnBlock = 64;
 constexpr int64_t kColumnBlockMinN = 1024;
 
@@ -335,31 +338,49 @@ void bsr_spmm(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
     }
     if (done) return;
   }
-  const bool blocked = a.n >= kColumnBlockMinN && (a.r < 4 || a.c >= 16);
+  const bool blocked = a.n >= kColumnBlockMinN;
   const int64_t width = blocked ? kColumnBlock : (a.n > 0 ? a.n : 1);
+  // Column blocks are copied into a contiguous buffer (rows kColumnBlock
+  // elements apart): read in place, b's rows are 4 n bytes apart (8 KiB at
+  // n = 2048) and the 32 rows of a 32 x 32 block land in the same few L1 and
+  // L2 sets, so each block row's b came from L3 (~1 instruction per cycle).
+  static thread_local FloatBuffer packed;
+  const bool pack = blocked && packed.reserve((a.k * kColumnBlock * int64_t(sizeof(T)) + 3) / 4);
   for (int64_t j0 = 0; j0 < a.n; j0 += width) {
     const int64_t j1 = min_i64(a.n, j0 + width);
+    BsrSpmmArgs<T, I> ab = a;  // columns [jb0, jb1) of ab are columns [j0, j1) of a
+    int64_t jb0 = j0, jb1 = j1;
+    if (pack) {
+      T* dst = reinterpret_cast<T*>(packed.data);
+      const int64_t w = j1 - j0;
+      for (int64_t kk = 0; kk < a.k; ++kk) std::memcpy(dst + kk * w, a.b + kk * a.ldb + j0, size_t(w) * sizeof(T));
+      ab.b = dst;
+      ab.ldb = w;
+      ab.out = a.out + j0;
+      jb0 = 0;
+      jb1 = w;
+    }
     for (int64_t bi = begin; bi < end; ++bi) {
       const I p0 = a.block_row_ptr[bi], p1 = a.block_row_ptr[bi + 1];
       const int64_t row0 = bi * a.r;
       const int64_t rows = min_i64(a.r, a.m - row0);
       int64_t ii = 0;
-      for (; ii + 6 <= rows; ii += 6) bsr_rows<6>(a, p0, p1, row0 + ii, ii, j0, j1);
+      for (; ii + 6 <= rows; ii += 6) bsr_rows<6>(ab, p0, p1, row0 + ii, ii, jb0, jb1);
       switch (rows - ii) {
         case 5:
-          bsr_rows<5>(a, p0, p1, row0 + ii, ii, j0, j1);
+          bsr_rows<5>(ab, p0, p1, row0 + ii, ii, jb0, jb1);
           break;
         case 4:
-          bsr_rows<4>(a, p0, p1, row0 + ii, ii, j0, j1);
+          bsr_rows<4>(ab, p0, p1, row0 + ii, ii, jb0, jb1);
           break;
         case 3:
-          bsr_rows<3>(a, p0, p1, row0 + ii, ii, j0, j1);
+          bsr_rows<3>(ab, p0, p1, row0 + ii, ii, jb0, jb1);
           break;
         case 2:
-          bsr_rows<2>(a, p0, p1, row0 + ii, ii, j0, j1);
+          bsr_rows<2>(ab, p0, p1, row0 + ii, ii, jb0, jb1);
           break;
         case 1:
-          bsr_rows<1>(a, p0, p1, row0 + ii, ii, j0, j1);
+          bsr_rows<1>(ab, p0, p1, row0 + ii, ii, jb0, jb1);
           break;
         default:
           break;
