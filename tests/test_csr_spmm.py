@@ -43,6 +43,25 @@ def test_csr_spmm_strided_b(isa):
     assert_matches_reference(out, a.double() @ bt.double(), torch.float32)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [511, 512, 1100])
+def test_csr_spmm_wide_n_packed_column_blocks(isa, dtype, n):
+    """b's rows >= 2 KiB apart (fp32 from n = 512, 16-bit from 1024): each column block of b is copied to a
+    contiguous buffer first, the last block partial; just below, b is read in place."""
+    a = random_sparse(70, 300, 0.2, dtype, empty_rows=(0, 3))
+    b = random_dense(300, n, dtype=dtype, seed=2)
+    out = torch.ops.sparse.csr_spmm(*csr_parts(a), b, 70)
+    assert_matches_reference(out, a.double() @ b.double(), dtype, a @ b if dtype != torch.float32 else None)
+
+
+def test_csr_spmm_narrow_b_with_wide_row_stride(isa):
+    """A column slice of a wide b (40 columns, rows 2800 B apart): packed, one partial column block."""
+    a = random_sparse(50, 300, 0.2, empty_rows=(1,))
+    b = random_dense(300, 700, seed=3)[:, 5:45]
+    out = torch.ops.sparse.csr_spmm(*csr_parts(a), b, 50)
+    assert_matches_reference(out, a.double() @ b.double(), torch.float32)
+
+
 def test_csr_spmm_unsorted_and_duplicate_columns_are_summed(isa):
     row_ptr = torch.tensor([0, 3, 3], dtype=torch.int32)
     col_idx = torch.tensor([2, 0, 2], dtype=torch.int32)

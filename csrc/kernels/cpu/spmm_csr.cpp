@@ -16,7 +16,10 @@
 // b gathered by column, four accumulators. n > 16: panels of 4 vectors, then
 // single vectors, then one partial vector.
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
+
+#include <cstring>
 
 SK_CPU_NAMESPACE_BEGIN
 
@@ -172,17 +175,40 @@ static int64_t rows_n1(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
 }
 
 // n > 16: columns in blocks of 8 vectors, the block outermost: a block of b
-// (k x 8 vectors) stays in cache while every row of the range uses it (the
+// (k x 8 vectors, copied contiguous when b's rows are far apart: see
+// kPackMinRowBytes) stays in cache while every row of the range uses it (the
 // rows' b rows are random, so without blocking each product misses the cache
 // for wide n). A whole block is one panel of 8 accumulators (8 independent FMA
 // chains per non-zero); a partial last block takes panels of 4 vectors,
 // single vectors and one partial vector. Rows are checked on the first block
 // only.
+// Wide n copies each column block of b to a contiguous buffer first (rows
+// kBlock elements apart) when b's rows are at least this many bytes apart:
+// read in place, rows 8 KiB apart (fp32, n = 2048) map the block to a few
+// L1/L2 sets, so the rows came from L3. 4096^2, 2 threads, alternating
+// processes, min of 3-7 calls: 95 % n = 2048 154-158 -> 108-116 ms, n = 512
+// 25-63 -> 20-22 ms, 70 % n = 1024 438-460 -> 291-503 ms; n = 256 a tie
+// (12-15 against 11-13 ms) and n = 64 slower (2.2-2.4 -> 3.2-3.3 ms: b is
+// contiguous there already).
+constexpr int64_t kPackMinRowBytes = 2048;
+
 template <typename T, typename I>
 static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   constexpr int64_t kBlock = 8 * kW;
+  static thread_local FloatBuffer packed;
+  const bool pack = a.ldb * int64_t(sizeof(T)) >= kPackMinRowBytes && packed.reserve((a.k * kBlock * int64_t(sizeof(T)) + 3) / 4);
   for (int64_t j0 = 0; j0 < a.n; j0 += kBlock) {
     const int64_t jn = a.n - j0 < kBlock ? a.n : j0 + kBlock;
+    // b's columns [j0, jn): rows ldb apart from bblk (column j at bblk + j - j0)
+    const T* bblk = a.b + j0;
+    int64_t ldb = a.ldb;
+    if (pack) {
+      T* dst = reinterpret_cast<T*>(packed.data);
+      const int64_t w = jn - j0;
+      for (int64_t kk = 0; kk < a.k; ++kk) std::memcpy(dst + kk * w, a.b + kk * a.ldb + j0, size_t(w) * sizeof(T));
+      bblk = dst;
+      ldb = w;
+    }
     for (int64_t i = begin; i < end; ++i) {
       int64_t p0, p1;
       if (j0 == 0) {
@@ -198,7 +224,7 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
         for (int u = 0; u < 8; ++u) c[u] = vzero();
         for (int64_t p = p0; p < p1; ++p) {
           const VecF v = vset1(to_float(a.values[p]));
-          const T* brow = a.b + int64_t(a.col_idx[p]) * a.ldb + j;
+          const T* brow = bblk + int64_t(a.col_idx[p]) * ldb + (j - j0);
           for (int u = 0; u < 8; ++u) c[u] = vfma(v, vload(brow + u * kW), c[u]);
         }
         for (int u = 0; u < 8; ++u) vstore(out + j + u * kW, c[u]);
@@ -208,7 +234,7 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
         VecF c0 = vzero(), c1 = vzero(), c2 = vzero(), c3 = vzero();
         for (int64_t p = p0; p < p1; ++p) {
           const VecF v = vset1(to_float(a.values[p]));
-          const T* brow = a.b + int64_t(a.col_idx[p]) * a.ldb + j;
+          const T* brow = bblk + int64_t(a.col_idx[p]) * ldb + (j - j0);
           c0 = vfma(v, vload(brow), c0);
           c1 = vfma(v, vload(brow + kW), c1);
           c2 = vfma(v, vload(brow + 2 * kW), c2);
@@ -222,14 +248,14 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
       for (; j + kW <= jn; j += kW) {
         VecF c0 = vzero();
         for (int64_t p = p0; p < p1; ++p)
-          c0 = vfma(vset1(to_float(a.values[p])), vload(a.b + int64_t(a.col_idx[p]) * a.ldb + j), c0);
+          c0 = vfma(vset1(to_float(a.values[p])), vload(bblk + int64_t(a.col_idx[p]) * ldb + (j - j0)), c0);
         vstore(out + j, c0);
       }
       if (j < jn) {
         const int r = int(jn - j);
         VecF c0 = vzero();
         for (int64_t p = p0; p < p1; ++p)
-          c0 = vfma(vset1(to_float(a.values[p])), vload_partial(a.b + int64_t(a.col_idx[p]) * a.ldb + j, r), c0);
+          c0 = vfma(vset1(to_float(a.values[p])), vload_partial(bblk + int64_t(a.col_idx[p]) * ldb + (j - j0), r), c0);
         vstore_partial(out + j, c0, r);
       }
     }
