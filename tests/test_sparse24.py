@@ -128,6 +128,22 @@ def test_sparse24_spmm_row_tiles_and_k_chunks(isa, m, k, n, dtype):
     assert_matches_reference(out, a.double() @ b.double(), dtype, f16_reference(a, b, dtype))
 
 
+@pytest.mark.parametrize("n", [17, 63, 64, 65, 130])
+@pytest.mark.parametrize("m,k", [(33, 271), (70, 64), (5, 15)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sparse24_spmm_wide_packed_panels(isa, m, k, n, dtype):
+    """n > 16: b in panels of 8 vectors (64 columns on AVX2, 128 on AVX-512), each copied to an fp32 buffer zero
+    past n, then the broadcast form with k in chunks of 4 meta words (2 on AVX-512): panel edges, a partial last
+    panel, k past chunk edges with a tail past the last whole word, k shorter than one word, 32-row tile edges."""
+    a = random_24(m, k, dtype, seed=n)
+    b = random_dense(k, n, dtype=dtype, seed=n + 1)
+    out = torch.ops.sparse.sparse24_spmm(*torch.ops.sparse.dense_to_sparse24(a), b)
+    assert_matches_reference(out, a.double() @ b.double(), dtype, f16_reference(a, b, dtype))
+    bs = random_dense(k, 3 * n, dtype=dtype, seed=n + 2)[:, n: 2 * n]  # rows 3n elements apart
+    out = torch.ops.sparse.sparse24_spmm(*torch.ops.sparse.dense_to_sparse24(a), bs)
+    assert_matches_reference(out, a.double() @ bs.double(), dtype, f16_reference(a, bs, dtype))
+
+
 def test_sparse24_spmm_strided_b(isa):
     a = random_24(20, 30)
     bt = random_dense(17, 30).T  # [30, 17], column-major

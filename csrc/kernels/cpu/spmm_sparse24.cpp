@@ -16,9 +16,10 @@
 // output columns in registers (template per n), each value broadcast against
 // its b row (b offsets from a table per meta byte), several accumulator sets,
 // rows in tiles and k in chunks so that b's chunk stays in L1 (rows_small_n).
-// n > 16: columns in blocks of 8 vectors, the block outermost (b's block stays
-// in cache across the rows), a whole block as one 8-vector panel, else panels
-// of 4 vectors, single vectors, one partial vector.
+// n > 16: columns in panels of 8 vectors, each copied into a contiguous fp32
+// buffer (zero past n), then the broadcast form on it with k in L1-sized
+// chunks (rows_wide_packed); without the buffer, b's columns in blocks of 8
+// vectors read in place.
 #include <cstring>
 
 #include "kernels/cpu/kernels.h"
@@ -124,7 +125,12 @@ static float row_dot(const T* vals, const uint16_t* meta, int64_t k, const T* b,
 // S accumulator sets for independent FMA chains) and go through an fp32 tile
 // between chunks, so half-precision outputs are rounded once.
 constexpr int64_t kTileRows = 32;
-constexpr int64_t kChunkWords = 16;
+// Meta words per chunk: 16 (256 rows of b) up to N = 16, fewer for the wide
+// panels so that a chunk stays at 16 KiB of fp32 b.
+template <int N>
+constexpr int64_t chunk_words() {
+  return N <= 16 ? 16 : (256 / N > 0 ? 256 / N : 1);
+}
 
 // Offsets (in elements of b) of the 4 values of a meta byte's two groups,
 // relative to the byte's first column: tab[byte][l] = column(l) * ldb.
@@ -148,7 +154,7 @@ static inline void row_chunk_small_n(const Sparse24SpmmArgs<T>& a, const B* b, i
                                      const T* vals, const uint16_t* meta, float* accp, int64_t w0, int64_t w1,
                                      bool first, bool tail) {
   constexpr int NF = N / kW, R = N % kW, NV = NF + (R ? 1 : 0);
-  constexpr int S = NV <= 2 ? 4 : 2;
+  constexpr int S = NV <= 2 ? 4 : NV <= 4 ? 2 : 1;
   VecF acc[S][NV];
   for (int s = 0; s < S; ++s)
     for (int u = 0; u < NV; ++u) acc[s][u] = vzero();
@@ -177,9 +183,12 @@ static inline void row_chunk_small_n(const Sparse24SpmmArgs<T>& a, const B* b, i
 }
 
 // Rows [begin, end) by the broadcast form; returns the first bad row or -1
-// (a tile's rows are all checked before any is computed).
+// (a tile's rows are all checked before any is computed). The first ncols of
+// the N sums of a row go to out (row stride a.ldo).
 template <int N, typename T, typename B>
-static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, const B* b, int64_t ldb, int64_t begin, int64_t end) {
+static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, const B* b, int64_t ldb, int64_t begin, int64_t end,
+                            T* out, int64_t ncols) {
+  constexpr int64_t kChunkWords = chunk_words<N>();
   const int64_t kp = (a.k + 15) / 16 * 16, words = a.k / 16;
   const ByteOffsets bo{int32_t(ldb)};
   alignas(64) float tile[kTileRows * N];
@@ -208,7 +217,7 @@ static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, const B* b, int64_t ld
       if (last) break;
     }
     for (int64_t i = i0; i < i1; ++i)
-      for (int j = 0; j < N; ++j) a.out[i * a.ldo + j] = from_float<T>(tile[(i - i0) * N + j]);
+      for (int64_t j = 0; j < ncols; ++j) out[i * a.ldo + j] = from_float<T>(tile[(i - i0) * N + j]);
   }
   return -1;
 }
@@ -235,10 +244,42 @@ static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t
     if (buf.reserve(a.k * N)) {
       for (int64_t c = 0; c < a.k; ++c)
         for (int j = 0; j < N; ++j) buf.data[c * N + j] = to_float(a.b[c * a.ldb + j]);
-      return rows_small_n<N>(a, static_cast<const float*>(buf.data), N, begin, end);
+      return rows_small_n<N>(a, static_cast<const float*>(buf.data), N, begin, end, a.out, N);
     }
   }
-  return rows_small_n<N>(a, a.b, a.ldb, begin, end);
+  return rows_small_n<N>(a, a.b, a.ldb, begin, end, a.out, N);
+}
+
+// n > 16: columns in panels of kWideN (8 vectors: 8 accumulators, one
+// broadcast and one offset load per 8 FMAs). Each panel of b is copied into a
+// contiguous fp32 buffer (k x kWideN, zero past n, thread-local; 16-bit b
+// widened once), then the broadcast form runs on it with chunks of k of
+// 16 KiB (chunk_words). Read in place, b's rows are 4 n bytes apart and a
+// row's half of them aliased in L1/L2: 4096^2, 2 threads, alternating
+// processes, min of 3: n = 512 338 -> 108-132 ms (4 vectors) / 111-122 ms
+// (8), n = 2048 1468 -> 473-680 / 424-432 ms; cachegrind at n = 512, 1.34G
+// (4 vectors) -> 1.14G (8) instructions per call, ~30 % of them the
+// per-(row, chunk) visit. Returns -2 when the buffer cannot be allocated
+// (nothing written).
+constexpr int kWideN = 8 * kW;
+template <typename T>
+static int64_t rows_wide_packed(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end) {
+  FloatBuffer& buf = thread_bt();
+  if (!buf.reserve(a.k * kWideN)) return -2;
+  for (int64_t j0 = 0; j0 < a.n; j0 += kWideN) {
+    const int64_t jw = a.n - j0 < kWideN ? a.n - j0 : kWideN;
+    for (int64_t c = 0; c < a.k; ++c) {
+      const T* src = a.b + c * a.ldb + j0;
+      float* dst = buf.data + c * kWideN;
+      for (int u = 0; u < kWideN / kW; ++u) {
+        const int64_t cnt = jw - u * kW;
+        vstore(dst + u * kW, cnt >= kW ? vload(src + u * kW) : cnt > 0 ? vload_partial(src + u * kW, int(cnt)) : vzero());
+      }
+    }
+    const int64_t bad = rows_small_n<kWideN>(a, static_cast<const float*>(buf.data), kWideN, begin, end, a.out + j0, jw);
+    if (bad >= 0) return bad;
+  }
+  return -1;
 }
 
 // Up to this n, row_select_n (2 permutes per column per 8 values) beats the
@@ -373,8 +414,11 @@ void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int
       SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
 #undef SK_CASE
     default:
-      // columns in blocks of 8 vectors, the block outermost: b's block stays
-      // in cache across the rows (each row reads half of b's rows)
+      bad = int32_offsets ? rows_wide_packed(a, begin, end) : -2;
+      if (bad != -2) break;
+      bad = -1;
+      // without the buffer: columns in blocks of 8 vectors, the block
+      // outermost, b read in place (each row reads half of b's rows)
       for (int64_t j0 = 0; j0 < a.n && bad < 0; j0 += 8 * kW) {
         const int64_t j1 = a.n - j0 < 8 * kW ? a.n : j0 + 8 * kW;
         bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) {
