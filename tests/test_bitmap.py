@@ -124,6 +124,40 @@ def test_bitmap_spmm_wide_n(isa, spmm_device, n):
     assert_matches_reference(out, a.double().cpu() @ b.double().cpu(), torch.float32)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [511, 512, 1030])
+def test_bitmap_spmm_wide_n_packed_b(isa, dtype, n):
+    """The decode at n > 16 (density below the dense-tile threshold) copies each 256-column pass of b into a
+    contiguous buffer when b's rows are >= 2 KiB apart (fp32 from n = 512, 16-bit from 1024); the last pass
+    partial, edge groups in m and k."""
+    a = random_sparse(70, 90, 0.2, dtype, empty_rows=(2,))
+    b = random_dense(90, n, dtype=dtype, seed=n)
+    out = torch.ops.sparse.bitmap_spmm(*pack(a), b, 70)
+    ref, same = ref_and_torch(a, b, dtype)
+    assert_matches_reference(out, ref, dtype, same)
+
+
+def test_bitmap_spmm_wide_n_packed_b_non_finite_and_strided():
+    """Packed b keeps its values: an inf in b reaches exactly the rows storing its column; a column slice of a
+    wide b (rows 4 KiB apart, 40 columns) takes the packed decode too. (Density 0.2: below the dense tile.)"""
+    a = random_sparse(70, 90, 0.2)
+    a[:, 13] = 0
+    a[[4, 40], 13] = 1.5
+    b = random_dense(90, 600, seed=3)
+    b[13, 333] = float("inf")
+    out = torch.ops.sparse.bitmap_spmm(*pack(a), b, 70)
+    hit = torch.zeros(70, dtype=torch.bool)
+    hit[[4, 40]] = True
+    assert not out[hit, 333].isfinite().any() and out[~hit].isfinite().all()
+    b_ok = b.clone()
+    b_ok[13, 333] = 0.0
+    ref = a.double() @ b_ok.double()
+    assert_matches_reference(out[~hit], ref[~hit], torch.float32)
+    bs = random_dense(90, 1024, seed=4)[:, 100:140]
+    out = torch.ops.sparse.bitmap_spmm(*pack(a), bs, 70)
+    assert_matches_reference(out, a.double() @ bs.double(), torch.float32)
+
+
 @pytest.mark.parametrize("n", [2, 8, 9, 12])
 def test_bitmap_spmm_path_boundaries(isa, spmm_device, n):
     """n at the edges of the kernel's paths (expansion up to 8, register decode up to 16), odd m and k."""
@@ -465,6 +499,17 @@ class TestBadInput:
     def test_pack_sparse_layout(self):
         with pytest.raises((TypeError, NotImplementedError)):
             pack(torch.eye(4).to_sparse_csr())
+
+
+class TestBadInputWidePacked(TestBadInput):
+    """The same checks with b 600 columns wide at a density below the dense tile: the decode runs on b copied
+    into a contiguous buffer, one 256-column pass after another."""
+
+    def setup_method(self):
+        self.m, self.k = 70, 100
+        self.a = random_sparse(self.m, self.k, 0.2)
+        self.offsets, self.bitmaps, self.values = pack(self.a)
+        self.b = random_dense(self.k, 600)
 
 
 class TestBadInputTilePath(TestBadInput):

@@ -42,6 +42,8 @@
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
 
+#include <cstring>
+
 SK_CPU_NAMESPACE_BEGIN
 
 namespace {
@@ -61,6 +63,11 @@ constexpr int kExpandMaxN = 8;
 // Columns of out per pass of the dense path (b's chunk in fp32: k x 64 floats
 // per thread).
 constexpr int64_t kDenseChunk = 64;
+// The general decode (n > 16, not dense) copies each column chunk of b to a
+// contiguous buffer first when b's rows are at least this many bytes apart:
+// read in place, rows 8 KiB apart (fp32, n = 2048) map a group's 64 rows of b
+// to a few L1/L2 sets (docs/performance.md, "Wide n").
+constexpr int64_t kPackMinRowBytes = 2048;
 
 // Scratch of one kernel call (one thread), allocated once (~116 KiB).
 struct Scratch {
@@ -548,6 +555,28 @@ void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end, int64_t
   }
   if (plan.mode != Mode::kExpand && a.n <= 16 && a.ldb < (int64_t(1) << 31) / kGroup && b_finite(a))
     plan = Plan{Mode::kDecodeSmall, nullptr, int32_t(a.ldb)};
+  const int64_t nc_max = a.n < kColumnChunk ? a.n : kColumnChunk;
+  if (plan.mode == Mode::kDecodeGeneral && a.n > 16 && a.ldb * int64_t(sizeof(T)) >= kPackMinRowBytes &&
+      buf.reserve((a.k * nc_max * int64_t(sizeof(T)) + 3) / 4)) {
+    // b's rows far apart: each column chunk of b is copied into a contiguous
+    // buffer (rows nc apart, values as they are), then every group row of the
+    // range uses it (kPackMinRowBytes)
+    T* const dst = reinterpret_cast<T*>(buf.data);
+    for (int64_t j0 = 0; j0 < a.n; j0 += kColumnChunk) {
+      const int64_t nc = a.n - j0 < kColumnChunk ? a.n - j0 : kColumnChunk;
+      for (int64_t kk = 0; kk < a.k; ++kk) std::memcpy(dst + kk * nc, a.b + kk * a.ldb + j0, size_t(nc) * sizeof(T));
+      BitmapSpmmArgs<T> ab = a;  // column j of ab is column j0 + j of a
+      ab.b = dst;
+      ab.ldb = nc;
+      ab.out = a.out + j0;
+      for (int64_t gi = begin; gi < end; ++gi)
+        if (!group_row_spmm(ab, plan, sc, gi, 0, nc)) {
+          *first_bad = gi;
+          return;
+        }
+    }
+    return;
+  }
   for (int64_t gi = begin; gi < end; ++gi)
     for (int64_t j0 = 0; j0 < a.n; j0 += kColumnChunk)
       if (!group_row_spmm(a, plan, sc, gi, j0, a.n - j0 < kColumnChunk ? a.n - j0 : kColumnChunk)) {
