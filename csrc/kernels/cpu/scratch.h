@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/simd.h"
@@ -31,6 +32,15 @@ struct FloatBuffer {
     return true;
   }
 };
+
+// Copies columns [j0, j0 + nc) of rows [0, rows) of b (row stride ldb) to
+// dst as they are, rows nc elements apart: a column block of a wide b made
+// contiguous (read in place, rows 4 n bytes apart alias in L1/L2; see
+// docs/performance.md, "Wide n").
+template <typename T>
+static inline void copy_column_block(const T* b, int64_t ldb, int64_t rows, int64_t j0, int64_t nc, T* dst) {
+  for (int64_t c = 0; c < rows; ++c) std::memcpy(dst + c * nc, b + c * ldb + j0, size_t(nc) * sizeof(T));
+}
 
 // Copies columns [j0, j0 + nc) of rows [0, rows) of b (row stride ldb) to
 // dst in fp32, rows ncp floats apart (ncp >= nc, a multiple of kW), zero in

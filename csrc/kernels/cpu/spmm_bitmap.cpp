@@ -42,7 +42,6 @@
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
 
-#include <cstring>
 
 SK_CPU_NAMESPACE_BEGIN
 
@@ -564,7 +563,7 @@ void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end, int64_t
     T* const dst = reinterpret_cast<T*>(buf.data);
     for (int64_t j0 = 0; j0 < a.n; j0 += kColumnChunk) {
       const int64_t nc = a.n - j0 < kColumnChunk ? a.n - j0 : kColumnChunk;
-      for (int64_t kk = 0; kk < a.k; ++kk) std::memcpy(dst + kk * nc, a.b + kk * a.ldb + j0, size_t(nc) * sizeof(T));
+      copy_column_block(a.b, a.ldb, a.k, j0, nc, dst);
       BitmapSpmmArgs<T> ab = a;  // column j of ab is column j0 + j of a
       ab.b = dst;
       ab.ldb = nc;

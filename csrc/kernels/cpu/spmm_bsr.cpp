@@ -40,7 +40,6 @@
 #include "kernels/cpu/simd.h"
 
 #include <cstdlib>
-#include <cstring>
 
 SK_CPU_NAMESPACE_BEGIN
 
@@ -268,19 +267,9 @@ static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   }
   for (int64_t j0 = 0; j0 < a.n; j0 += W) {
     const int64_t jw = min_i64(W, a.n - j0);
-    // Pack columns [j0, j0 + jw) of b as fp32 rows of W (zero past jw).
-    for (int64_t kk = 0; kk < a.k; ++kk) {
-      const T* src = a.b + kk * a.ldb + j0;
-      float* dst = bt + kk * W;
-      for (int u = 0; u < NV; ++u) {
-        const int64_t cnt = jw - u * kW;
-        if (cnt >= kW) {
-          vstore(dst + u * kW, vload(src + u * kW));
-        } else {
-          vstore(dst + u * kW, cnt > 0 ? vload_partial(src + u * kW, int(cnt)) : vzero());
-        }
-      }
-    }
+    // Pack columns [j0, j0 + jw) of b as fp32 rows of W (zero past jw; a
+    // non-finite b is copied as it is, and only stored values meet it).
+    copy_columns_fp32(a.b, a.ldb, a.k, a.k, j0, jw, W, bt);
     for (int64_t g0 = begin; g0 < end; g0 += group) {
       const int64_t g1 = min_i64(end, g0 + group);
       for (int64_t x = 0; x < (g1 - g0) * r * W; x += kW) vstore(acc + x, vzero());
@@ -353,7 +342,7 @@ void bsr_spmm(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
     if (pack) {
       T* dst = reinterpret_cast<T*>(packed.data);
       const int64_t w = j1 - j0;
-      for (int64_t kk = 0; kk < a.k; ++kk) std::memcpy(dst + kk * w, a.b + kk * a.ldb + j0, size_t(w) * sizeof(T));
+      copy_column_block(a.b, a.ldb, a.k, j0, w, dst);
       ab.b = dst;
       ab.ldb = w;
       ab.out = a.out + j0;

@@ -19,7 +19,6 @@
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
 
-#include <cstring>
 
 SK_CPU_NAMESPACE_BEGIN
 
@@ -205,7 +204,7 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
     if (pack) {
       T* dst = reinterpret_cast<T*>(packed.data);
       const int64_t w = jn - j0;
-      for (int64_t kk = 0; kk < a.k; ++kk) std::memcpy(dst + kk * w, a.b + kk * a.ldb + j0, size_t(w) * sizeof(T));
+      copy_column_block(a.b, a.ldb, a.k, j0, w, dst);
       bblk = dst;
       ldb = w;
     }

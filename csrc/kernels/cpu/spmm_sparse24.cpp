@@ -268,14 +268,7 @@ static int64_t rows_wide_packed(const Sparse24SpmmArgs<T>& a, int64_t begin, int
   if (!buf.reserve(a.k * kWideN)) return -2;
   for (int64_t j0 = 0; j0 < a.n; j0 += kWideN) {
     const int64_t jw = a.n - j0 < kWideN ? a.n - j0 : kWideN;
-    for (int64_t c = 0; c < a.k; ++c) {
-      const T* src = a.b + c * a.ldb + j0;
-      float* dst = buf.data + c * kWideN;
-      for (int u = 0; u < kWideN / kW; ++u) {
-        const int64_t cnt = jw - u * kW;
-        vstore(dst + u * kW, cnt >= kW ? vload(src + u * kW) : cnt > 0 ? vload_partial(src + u * kW, int(cnt)) : vzero());
-      }
-    }
+    copy_columns_fp32(a.b, a.ldb, a.k, a.k, j0, jw, kWideN, buf.data);  // as it is, non-finite values included
     const int64_t bad = rows_small_n<kWideN>(a, static_cast<const float*>(buf.data), kWideN, begin, end, a.out + j0, jw);
     if (bad >= 0) return bad;
   }
