@@ -33,10 +33,17 @@ struct FloatBuffer {
   }
 };
 
+// Kernels that walk b in column blocks copy a block to a contiguous buffer
+// first (copy_column_block) when b's rows are at least this many bytes apart:
+// read in place, rows 8 KiB apart (fp32, n = 2048) map a block's rows to a
+// few L1/L2 sets, so they came from L3 (docs/performance.md, "Wide n"; CSR
+// and bitmap measured there: a tie at 1 KiB, slower at 256 B, where b is
+// contiguous already).
+constexpr int64_t kPackMinRowBytes = 2048;
+
 // Copies columns [j0, j0 + nc) of rows [0, rows) of b (row stride ldb) to
 // dst as they are, rows nc elements apart: a column block of a wide b made
-// contiguous (read in place, rows 4 n bytes apart alias in L1/L2; see
-// docs/performance.md, "Wide n").
+// contiguous.
 template <typename T>
 static inline void copy_column_block(const T* b, int64_t ldb, int64_t rows, int64_t j0, int64_t nc, T* dst) {
   for (int64_t c = 0; c < rows; ++c) std::memcpy(dst + c * nc, b + c * ldb + j0, size_t(nc) * sizeof(T));

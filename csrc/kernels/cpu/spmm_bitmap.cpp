@@ -42,7 +42,6 @@
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
 
-
 SK_CPU_NAMESPACE_BEGIN
 
 namespace {
@@ -62,11 +61,6 @@ constexpr int kExpandMaxN = 8;
 // Columns of out per pass of the dense path (b's chunk in fp32: k x 64 floats
 // per thread).
 constexpr int64_t kDenseChunk = 64;
-// The general decode (n > 16, not dense) copies each column chunk of b to a
-// contiguous buffer first when b's rows are at least this many bytes apart:
-// read in place, rows 8 KiB apart (fp32, n = 2048) map a group's 64 rows of b
-// to a few L1/L2 sets (docs/performance.md, "Wide n").
-constexpr int64_t kPackMinRowBytes = 2048;
 
 // Scratch of one kernel call (one thread), allocated once (~116 KiB).
 struct Scratch {

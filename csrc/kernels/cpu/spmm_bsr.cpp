@@ -46,6 +46,18 @@ SK_CPU_NAMESPACE_BEGIN
 static inline int64_t min_i64(int64_t x, int64_t y) { return x < y ? x : y; }
 static inline int64_t max_i64(int64_t x, int64_t y) { return x > y ? x : y; }
 
+// acc[t][u] += vals[t * vstride] * brow[u * kW ..] for t < R, u < NV: one row
+// of b (NV vectors, loaded once) times one column of R block values.
+template <int R, int NV, typename T, typename B>
+static inline void block_column_fma(const T* vals, int64_t vstride, const B* brow, VecF (&acc)[R][NV]) {
+  VecF bv[NV];
+  for (int u = 0; u < NV; ++u) bv[u] = vload(brow + u * kW);
+  for (int t = 0; t < R; ++t) {
+    const VecF v = vset1(to_float(vals[t * vstride]));
+    for (int u = 0; u < NV; ++u) acc[t][u] = vfma(v, bv[u], acc[t][u]);
+  }
+}
+
 // Output columns [j, j + NV*kW) of rows i0 .. i0+R-1 (global row numbers) for
 // block rows whose blocks run over p0 .. p1-1; ii = i0 - (first row of the block row).
 template <int R, int NV, typename T, typename I>
@@ -58,15 +70,8 @@ static inline void bsr_panel(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0,
     // r x 1 blocks: one b row per block, no column loop (the general loop's
     // per-block bookkeeping was ~2/3 of its instructions at 4x1)
     const T* blk = a.blocks + int64_t(p0) * rc + ii;
-    for (I p = p0; p < p1; ++p, blk += rc) {
-      const T* brow = a.b + int64_t(a.block_col_idx[p]) * a.ldb + j;
-      VecF bv[NV];
-      for (int u = 0; u < NV; ++u) bv[u] = vload(brow + u * kW);
-      for (int t = 0; t < R; ++t) {
-        const VecF v = vset1(to_float(blk[t]));
-        for (int u = 0; u < NV; ++u) acc[t][u] = vfma(v, bv[u], acc[t][u]);
-      }
-    }
+    for (I p = p0; p < p1; ++p, blk += rc)
+      block_column_fma(blk, 1, a.b + int64_t(a.block_col_idx[p]) * a.ldb + j, acc);
     p1 = p0;  // done: skip the general loop
   }
   for (I p = p0; p < p1; ++p) {
@@ -74,14 +79,7 @@ static inline void bsr_panel(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0,
     const int64_t col0 = int64_t(a.block_col_idx[p]) * c;
     const int64_t cw = min_i64(c, a.k - col0);
     const T* brow = a.b + col0 * a.ldb + j;
-    for (int64_t q = 0; q < cw; ++q, brow += a.ldb) {
-      VecF bv[NV];
-      for (int u = 0; u < NV; ++u) bv[u] = vload(brow + u * kW);
-      for (int t = 0; t < R; ++t) {
-        const VecF v = vset1(to_float(blk[t * c + q]));
-        for (int u = 0; u < NV; ++u) acc[t][u] = vfma(v, bv[u], acc[t][u]);
-      }
-    }
+    for (int64_t q = 0; q < cw; ++q, brow += a.ldb) block_column_fma(blk + q, c, brow, acc);
   }
   for (int t = 0; t < R; ++t) {
     T* out = a.out + (i0 + t) * a.ldo + j;
@@ -181,15 +179,7 @@ static inline int64_t tiled_rows(const BsrSpmmArgs<T, I>& a, int64_t p0, int64_t
   if (c == 1) {
     // r x 1 blocks: one panel row per block (as in bsr_panel)
     const T* blk = a.blocks + p * rc;
-    for (; p < p1 && int64_t(ci[p]) < kb1; ++p, blk += rc) {
-      const float* brow = bt + int64_t(ci[p]) * W;
-      VecF bv[NV];
-      for (int u = 0; u < NV; ++u) bv[u] = vload(brow + u * kW);
-      for (int t = 0; t < R; ++t) {
-        const VecF v = vset1(to_float(blk[t]));
-        for (int u = 0; u < NV; ++u) s[t][u] = vfma(v, bv[u], s[t][u]);
-      }
-    }
+    for (; p < p1 && int64_t(ci[p]) < kb1; ++p, blk += rc) block_column_fma(blk, 1, bt + int64_t(ci[p]) * W, s);
     p1 = p;  // done: skip the general loop
   }
   for (; p < p1 && int64_t(ci[p]) < kb1; ++p) {
@@ -197,14 +187,7 @@ static inline int64_t tiled_rows(const BsrSpmmArgs<T, I>& a, int64_t p0, int64_t
     const int64_t col0 = int64_t(ci[p]) * c;
     const int64_t cw = min_i64(c, a.k - col0);  // edge block: padding columns are not read
     const float* brow = bt + col0 * W;
-    for (int64_t q = 0; q < cw; ++q, brow += W) {
-      VecF bv[NV];
-      for (int u = 0; u < NV; ++u) bv[u] = vload(brow + u * kW);
-      for (int t = 0; t < R; ++t) {
-        const VecF v = vset1(to_float(blk[t * c + q]));
-        for (int u = 0; u < NV; ++u) s[t][u] = vfma(v, bv[u], s[t][u]);
-      }
-    }
+    for (int64_t q = 0; q < cw; ++q, brow += W) block_column_fma(blk + q, c, brow, s);
   }
   for (int t = 0; t < R; ++t)
     for (int u = 0; u < NV; ++u) vstore(acc + t * W + u * kW, s[t][u]);

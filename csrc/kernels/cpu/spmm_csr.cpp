@@ -19,7 +19,6 @@
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
 
-
 SK_CPU_NAMESPACE_BEGIN
 
 namespace {
@@ -181,21 +180,17 @@ static int64_t rows_n1(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
 // chains per non-zero); a partial last block takes panels of 4 vectors,
 // single vectors and one partial vector. Rows are checked on the first block
 // only.
-// Wide n copies each column block of b to a contiguous buffer first (rows
-// kBlock elements apart) when b's rows are at least this many bytes apart:
-// read in place, rows 8 KiB apart (fp32, n = 2048) map the block to a few
-// L1/L2 sets, so the rows came from L3. 4096^2, 2 threads, alternating
-// processes, min of 3-7 calls: 95 % n = 2048 154-158 -> 108-116 ms, n = 512
-// 25-63 -> 20-22 ms, 70 % n = 1024 438-460 -> 291-503 ms; n = 256 a tie
-// (12-15 against 11-13 ms) and n = 64 slower (2.2-2.4 -> 3.2-3.3 ms: b is
-// contiguous there already).
-constexpr int64_t kPackMinRowBytes = 2048;
-
+// The copy of a column block (kPackMinRowBytes), measured on 4096^2, 2
+// threads, alternating processes, min of 3-7 calls: 95 % n = 2048 154-158 ->
+// 108-116 ms, n = 512 25-63 -> 20-22 ms, 70 % n = 1024 438-460 -> 291-503 ms;
+// n = 256 a tie (12-15 against 11-13 ms) and n = 64 slower (2.2-2.4 -> 3.2-3.3
+// ms: b is contiguous there already).
 template <typename T, typename I>
 static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   constexpr int64_t kBlock = 8 * kW;
   static thread_local FloatBuffer packed;
-  const bool pack = a.ldb * int64_t(sizeof(T)) >= kPackMinRowBytes && packed.reserve((a.k * kBlock * int64_t(sizeof(T)) + 3) / 4);
+  const bool pack = a.ldb * int64_t(sizeof(T)) >= kPackMinRowBytes &&
+                    packed.reserve((a.k * kBlock * int64_t(sizeof(T)) + 3) / 4);
   for (int64_t j0 = 0; j0 < a.n; j0 += kBlock) {
     const int64_t jn = a.n - j0 < kBlock ? a.n : j0 + kBlock;
     // b's columns [j0, jn): rows ldb apart from bblk (column j at bblk + j - j0)

@@ -269,7 +269,8 @@ static int64_t rows_wide_packed(const Sparse24SpmmArgs<T>& a, int64_t begin, int
   for (int64_t j0 = 0; j0 < a.n; j0 += kWideN) {
     const int64_t jw = a.n - j0 < kWideN ? a.n - j0 : kWideN;
     copy_columns_fp32(a.b, a.ldb, a.k, a.k, j0, jw, kWideN, buf.data);  // as it is, non-finite values included
-    const int64_t bad = rows_small_n<kWideN>(a, static_cast<const float*>(buf.data), kWideN, begin, end, a.out + j0, jw);
+    const int64_t bad =
+        rows_small_n<kWideN>(a, static_cast<const float*>(buf.data), kWideN, begin, end, a.out + j0, jw);
     if (bad >= 0) return bad;
   }
   return -1;
@@ -407,7 +408,7 @@ void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int
       SK_CASE(13) SK_CASE(14) SK_CASE(15) SK_CASE(16)
 #undef SK_CASE
     default:
-      bad = int32_offsets ? rows_wide_packed(a, begin, end) : -2;
+      bad = rows_wide_packed(a, begin, end);  // offsets into its own buffer: any row stride of b
       if (bad != -2) break;
       bad = -1;
       // without the buffer: columns in blocks of 8 vectors, the block
