@@ -297,9 +297,11 @@ def test_csr_spgemm_parts_and_sizing_match_scipy(isa, accumulator, sizing, threa
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_csr_spgemm_sort_and_bitmap_read_off(isa, accumulator, sizing, dtype):
     # The dense accumulator reads a row off its bitmap, or sorts the row's column list when the
-    # row has few entries over a wide column range. Rows here: 2 entries at both ends (sorted),
-    # 1 entry (sorted), columns on word boundaries (63, 64, 127, 128), a dense row (bitmap), and an
-    # empty row between them.
+    # row has few entries over a wide column range, or reads its flags 64 at a time when the row
+    # has many products against n (n <= 8 flops). Rows here: 2 entries at both ends (sorted),
+    # 1 entry (sorted), columns on word boundaries (63, 64, 127, 128), a dense row (flags: 1667
+    # products, n = 5000 not a multiple of 64), and an empty row between them; the rows after the
+    # flag read-off reuse its columns (the flags must be clear).
     n = 5000
     b_rows = [[0, n - 1], [2500], [63, 64, 127, 128, 0, 4095, 4096], list(range(0, n, 3)), [n - 1, 64, 1]]
     b_row_ptr = torch.tensor([0] + list(np.cumsum([len(r) for r in b_rows])))

@@ -72,8 +72,9 @@ struct CsrSpgemmRowsArgs {
 
 // Accumulator of csr_spgemm_rows for one thread, owned by the caller:
 //   dense (bits != nullptr): a fp32 sparse accumulator with an occupancy flag
-//     per column and an occupancy bitmap; seen [n], bits [ceil(n / 64)] and
-//     acc [n] all zero on entry and left all zero; list [n + 1] any contents.
+//     per column and an occupancy bitmap; seen [64 * ceil(n / 64)] (padded:
+//     read 64 flags at a time), bits [ceil(n / 64)] and acc [n] all zero on
+//     entry and left all zero; list [n + 1] any contents.
 //     The bitmap hands the columns over sorted.
 //   hash (bits == nullptr): keys and vals [hash_capacity], any contents,
 //     hash_capacity a power of two >= 2 * min(n, flops(i)) for every row i

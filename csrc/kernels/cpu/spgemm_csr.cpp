@@ -18,7 +18,10 @@
 //     product), walking its words between the row's smallest and largest
 //     column (ctz) and clearing them, the flags and acc, so the columns come
 //     out sorted without a sort; a row with few entries spread over a wide
-//     range sorts its short column list instead.
+//     range sorts its short column list instead. A row with many products
+//     against n (n <= 8 flops(i)) keeps no column list: its products only
+//     store their flag, and the flags are read off 64 at a time with vector
+//     compares (dense_row_flags).
 //   hash: open addressing with linear probing in a table of 2^s >= 2 * min(n,
 //     flops(i)) slots, cleared per row, so its cost follows the row's work
 //     rather than n (very wide C); its columns are sorted.
@@ -325,6 +328,73 @@ static inline int64_t dense_row_direct(const CsrSpgemmRowsArgs<T, IA, IB, IC>& a
   return q;
 }
 
+// 64 occupancy flags (bytes, 0 or 1) as the bits of a word, flag c at bit c.
+static inline uint64_t flag_word(const uint8_t* f) {
+#if defined(__AVX512BW__)
+  const __m512i v = _mm512_loadu_si512(reinterpret_cast<const void*>(f));
+  return uint64_t(_mm512_test_epi8_mask(v, v));
+#elif defined(__AVX2__)
+  // a flag's bit 0 shifted to its byte's sign bit (16-bit lanes: the low
+  // byte's bit 7 does not reach the high byte)
+  const __m256i lo = _mm256_slli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(f)), 7);
+  const __m256i hi = _mm256_slli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(f + 32)), 7);
+  return uint64_t(uint32_t(_mm256_movemask_epi8(lo))) | (uint64_t(uint32_t(_mm256_movemask_epi8(hi))) << 32);
+#else
+  uint64_t w = 0;
+  for (int q = 0; q < 8; ++q) {
+    uint64_t x;
+    std::memcpy(&x, f + 8 * q, 8);
+    // bytes b0..b7 in {0, 1}: the product's top byte is b0 + 2 b1 + ... + 128 b7
+    w |= ((x * 0x0102040810204080ull) >> 56) << (8 * q);
+  }
+  return w;
+#endif
+}
+
+// Row i of C with the dense accumulator for a row with many products against
+// n (csr_spgemm_rows: n <= kFlagScanMaxColsPerProduct * flops(i)): per product
+// one add into acc and one flag byte stored, never read back (stores to one
+// byte do not wait on each other, unlike a bit's read-modify-write, and there
+// is no column list); the row is then read off its flags 64 at a time, in
+// column order, clearing them and acc. Needs seen padded with zeros to a
+// multiple of 64 bytes.
+template <typename T, typename IA, typename IB, typename IC>
+static inline int64_t dense_row_flags(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws,
+                                      int64_t i, IC* cols, T* vals) {
+  const CsrSpgemmPatternArgs<IA, IB>& a = args.pattern;
+  uint8_t* __restrict seen = ws.seen;
+  float* __restrict acc = ws.acc;
+  const IB* __restrict b_cols = a.b_col_idx;
+  const T* __restrict b_vals = args.b_values;
+  const int64_t pa1 = int64_t(a.a_row_ptr[i + 1]);
+  for (int64_t pa = int64_t(a.a_row_ptr[i]); pa < pa1; ++pa) {
+    const int64_t c = int64_t(a.a_col_idx[pa]);
+    const float av = to_float(args.a_values[pa]);
+    const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
+    for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
+      const int64_t j = int64_t(b_cols[pb]);
+      acc[j] += av * to_float(b_vals[pb]);
+      seen[j] = 1;
+    }
+  }
+  int64_t q = 0;
+  const int64_t words = (a.n + 63) >> 6;
+  for (int64_t w = 0; w < words; ++w) {
+    uint64_t word = flag_word(seen + (w << 6));
+    if (word == 0) continue;
+    std::memset(seen + (w << 6), 0, 64);
+    do {
+      const int64_t j = (w << 6) + __builtin_ctzll(word);
+      word &= word - 1;
+      cols[q] = IC(j);
+      vals[q] = from_float<T>(acc[j]);
+      acc[j] = 0.f;
+      ++q;
+    } while (word != 0);
+  }
+  return q;
+}
+
 // Row i of C with the hash accumulator into cols / vals; returns its entry count.
 template <typename T, typename IA, typename IB, typename IC>
 static inline int64_t hash_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws,
@@ -370,6 +440,12 @@ static inline int64_t hash_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, con
   return count;
 }
 
+// The dense accumulator reads a row off its flags (dense_row_flags) when n is at
+// most this many times the row's products: the scan costs about 10
+// instructions per 64 columns (AVX2), the column list it saves about 4 per
+// product and 7 per entry.
+constexpr int64_t kFlagScanMaxColsPerProduct = 8;
+
 template <typename T, typename IA, typename IB, typename IC>
 void csr_spgemm_rows(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws, int64_t begin,
                      int64_t end, int64_t* next_row, int64_t* used) {
@@ -393,6 +469,8 @@ void csr_spgemm_rows(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmR
       count = hash_row(args, ws, i, args.cols + u, args.vals + u);
     else if (sparse_b_rows && words <= 2 * f)
       count = dense_row_direct(args, ws, i, args.cols + u, args.vals + u);
+    else if (n <= kFlagScanMaxColsPerProduct * f)
+      count = dense_row_flags(args, ws, i, args.cols + u, args.vals + u);
     else
       count = dense_row(args, ws, i, args.cols + u, args.vals + u);
     args.row_nnz[i] = count;

@@ -132,7 +132,7 @@ struct ThreadAccumulators {
 
   void reserve_dense(int64_t n) {
     if (n <= dense_n) return;
-    seen.reset(new uint8_t[n]());
+    seen.reset(new uint8_t[(n + 63) / 64 * 64]());  // padded: the kernel reads 64 flags at a time
     bits.reset(new uint64_t[(n + 63) / 64]());
     acc.reset(new float[n]());
     list.reset(new int64_t[n + 1]);
