@@ -21,7 +21,7 @@
 //     range sorts its short column list instead. A row with many products
 //     against n (n <= 8 flops(i)) keeps no column list: its products only
 //     store their flag, and the flags are read off 64 at a time with vector
-//     compares (dense_row_flags).
+//     compares (dense_row_marked<true>).
 //   hash: open addressing with linear probing in a table of 2^s >= 2 * min(n,
 //     flops(i)) slots, cleared per row, so its cost follows the row's work
 //     rather than n (very wide C); its columns are sorted.
@@ -285,49 +285,6 @@ static inline int64_t dense_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, co
   return q;
 }
 
-// Row i of C with the dense accumulator straight through the bitmap, for a B
-// whose rows hold fewer than one entry per 64 columns on average (consecutive
-// products of a B row then seldom share a bitmap word, so their
-// read-modify-writes seldom wait on each other) and a row with at least half
-// as many products as n has words (reading all the words off is then cheap):
-// per product one add into acc and one bit set, no flags, no column list.
-template <typename T, typename IA, typename IB, typename IC>
-static inline int64_t dense_row_direct(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws,
-                                       int64_t i, IC* cols, T* vals) {
-  const CsrSpgemmPatternArgs<IA, IB>& a = args.pattern;
-  uint64_t* __restrict bits = ws.bits;
-  float* __restrict acc = ws.acc;
-  const IB* __restrict b_cols = a.b_col_idx;
-  const T* __restrict b_vals = args.b_values;
-  const int64_t pa1 = int64_t(a.a_row_ptr[i + 1]);
-  for (int64_t pa = int64_t(a.a_row_ptr[i]); pa < pa1; ++pa) {
-    const int64_t c = int64_t(a.a_col_idx[pa]);
-    const float av = to_float(args.a_values[pa]);
-    const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
-    for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
-      const uint64_t j = uint64_t(b_cols[pb]);
-      acc[j] += av * to_float(b_vals[pb]);
-      bits[j >> 6] |= uint64_t(1) << (j & 63);
-    }
-  }
-  int64_t q = 0;
-  const int64_t words = (a.n + 63) >> 6;
-  for (int64_t w = 0; w < words; ++w) {
-    uint64_t word = bits[w];
-    if (word == 0) continue;
-    bits[w] = 0;
-    do {
-      const int64_t j = (w << 6) + __builtin_ctzll(word);
-      word &= word - 1;
-      cols[q] = IC(j);
-      vals[q] = from_float<T>(acc[j]);
-      acc[j] = 0.f;
-      ++q;
-    } while (word != 0);
-  }
-  return q;
-}
-
 // 64 occupancy flags (bytes, 0 or 1) as the bits of a word, flag c at bit c.
 static inline uint64_t flag_word(const uint8_t* f) {
 #if defined(__AVX512BW__)
@@ -351,18 +308,25 @@ static inline uint64_t flag_word(const uint8_t* f) {
 #endif
 }
 
-// Row i of C with the dense accumulator for a row with many products against
-// n (csr_spgemm_rows: n <= kFlagScanMaxColsPerProduct * flops(i)): per product
-// one add into acc and one flag byte stored, never read back (stores to one
-// byte do not wait on each other, unlike a bit's read-modify-write, and there
-// is no column list); the row is then read off its flags 64 at a time, in
-// column order, clearing them and acc. Needs seen padded with zeros to a
-// multiple of 64 bytes.
-template <typename T, typename IA, typename IB, typename IC>
-static inline int64_t dense_row_flags(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws,
-                                      int64_t i, IC* cols, T* vals) {
+// Row i of C with the dense accumulator, each product marking its column
+// without reading anything back and no column list; the row is then read off
+// its marks 64 columns at a time, in column order, clearing them and acc.
+//   kFlags false (direct): a bit of the bitmap per product, for a B whose rows
+//     hold fewer than one entry per 64 columns on average (consecutive products
+//     of a B row then seldom share a bitmap word, so their read-modify-writes
+//     seldom wait on each other) and a row with at least half as many products
+//     as n has words (reading all the words off is then cheap).
+//   kFlags true: a flag byte stored per product (stores to one byte do not
+//     wait on each other, unlike a bit's read-modify-write), for a row with
+//     many products against n (n <= kFlagScanMaxColsPerProduct * flops(i));
+//     the flags are read 64 at a time (flag_word), so seen must be padded with
+//     zeros to a multiple of 64 bytes.
+template <bool kFlags, typename T, typename IA, typename IB, typename IC>
+static inline int64_t dense_row_marked(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws,
+                                       int64_t i, IC* cols, T* vals) {
   const CsrSpgemmPatternArgs<IA, IB>& a = args.pattern;
   uint8_t* __restrict seen = ws.seen;
+  uint64_t* __restrict bits = ws.bits;
   float* __restrict acc = ws.acc;
   const IB* __restrict b_cols = a.b_col_idx;
   const T* __restrict b_vals = args.b_values;
@@ -372,17 +336,23 @@ static inline int64_t dense_row_flags(const CsrSpgemmRowsArgs<T, IA, IB, IC>& ar
     const float av = to_float(args.a_values[pa]);
     const int64_t pb1 = int64_t(a.b_row_ptr[c + 1]);
     for (int64_t pb = int64_t(a.b_row_ptr[c]); pb < pb1; ++pb) {
-      const int64_t j = int64_t(b_cols[pb]);
+      const uint64_t j = uint64_t(b_cols[pb]);
       acc[j] += av * to_float(b_vals[pb]);
-      seen[j] = 1;
+      if constexpr (kFlags)
+        seen[j] = 1;
+      else
+        bits[j >> 6] |= uint64_t(1) << (j & 63);
     }
   }
   int64_t q = 0;
   const int64_t words = (a.n + 63) >> 6;
   for (int64_t w = 0; w < words; ++w) {
-    uint64_t word = flag_word(seen + (w << 6));
+    uint64_t word = kFlags ? flag_word(seen + (w << 6)) : bits[w];
     if (word == 0) continue;
-    std::memset(seen + (w << 6), 0, 64);
+    if constexpr (kFlags)
+      std::memset(seen + (w << 6), 0, 64);
+    else
+      bits[w] = 0;
     do {
       const int64_t j = (w << 6) + __builtin_ctzll(word);
       word &= word - 1;
@@ -440,7 +410,7 @@ static inline int64_t hash_row(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, con
   return count;
 }
 
-// The dense accumulator reads a row off its flags (dense_row_flags) when n is at
+// The dense accumulator reads a row off its flags (dense_row_marked<true>) when n is at
 // most this many times the row's products: the scan costs about 10
 // instructions per 64 columns (AVX2), the column list it saves about 4 per
 // product and 7 per entry.
@@ -450,7 +420,7 @@ template <typename T, typename IA, typename IB, typename IC>
 void csr_spgemm_rows(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmRowWorkspace& ws, int64_t begin,
                      int64_t end, int64_t* next_row, int64_t* used) {
   const int64_t n = args.pattern.n;
-  // B's rows average fewer than one entry per 64 columns (dense_row_direct)
+  // B's rows average fewer than one entry per 64 columns (dense_row_marked<false>)
   const bool sparse_b_rows =
       64.0 * double(args.pattern.b_row_ptr[args.pattern.k]) < double(args.pattern.k) * double(n);
   const int64_t words = (n + 63) >> 6;
@@ -468,9 +438,9 @@ void csr_spgemm_rows(const CsrSpgemmRowsArgs<T, IA, IB, IC>& args, const SpgemmR
     if (ws.bits == nullptr)
       count = hash_row(args, ws, i, args.cols + u, args.vals + u);
     else if (sparse_b_rows && words <= 2 * f)
-      count = dense_row_direct(args, ws, i, args.cols + u, args.vals + u);
+      count = dense_row_marked<false>(args, ws, i, args.cols + u, args.vals + u);
     else if (n <= kFlagScanMaxColsPerProduct * f)
-      count = dense_row_flags(args, ws, i, args.cols + u, args.vals + u);
+      count = dense_row_marked<true>(args, ws, i, args.cols + u, args.vals + u);
     else
       count = dense_row(args, ws, i, args.cols + u, args.vals + u);
     args.row_nnz[i] = count;
