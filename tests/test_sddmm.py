@@ -84,6 +84,25 @@ def test_csr_sddmm_unsorted_and_duplicate_columns(isa):
     check(row_ptr, col_idx, x, y)
 
 
+# many entries per row (vdot4 takes a row's entries four at a time), long d with a tail, wide y
+@pytest.mark.parametrize("m,n,d", [(150, 3000, 33), (70, 300, 1000), (5, 5000, 40)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_csr_sddmm_long_rows(isa, m, n, d, dtype):
+    row_ptr, col_idx = csr_pattern(random_sparse(m, n, 0.05, empty_rows=(0, 3)))
+    check(row_ptr, col_idx, random_dense(m, d, dtype=dtype, seed=12), random_dense(n, d, dtype=dtype, seed=13))
+
+
+def test_csr_sddmm_long_unsorted_rows(isa):
+    # every entry exactly once, in its storage slot, whatever the order of the row
+    g = torch.Generator().manual_seed(14)
+    row_ptr, col_idx = csr_pattern(random_sparse(130, 4000, 0.05))
+    for i in range(130):
+        p0, p1 = int(row_ptr[i]), int(row_ptr[i + 1])
+        col_idx[p0:p1] = col_idx[p0:p1][torch.randperm(p1 - p0, generator=g)]
+    col_idx[5] = col_idx[6]  # a duplicate column
+    check(row_ptr, col_idx, random_dense(130, 64, seed=15), random_dense(4000, 64, seed=16))
+
+
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
 def test_csr_sddmm_opcheck(index_dtype):
     row_ptr, col_idx = csr_pattern(random_sparse(9, 12, 0.4), index_dtype)
