@@ -85,6 +85,18 @@ def test_csr_spmm_every_small_n(isa, dtype, n):
     assert_matches_reference(out, a.double() @ b.double(), dtype, None if dtype == torch.float32 else a @ b)
 
 
+@pytest.mark.parametrize("n", [24, 31, 32, 40, 48, 60, 100, 129])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_csr_spmm_wide_n_last_columns(isa, dtype, n):
+    """n > 16: panels of 4 vectors, then the last 1-4 vectors (the last one partial or full) in one pass; these
+    n cover each of those counts with AVX2's 8 and AVX-512's 16 lanes, and a partial block of 8 vectors."""
+    a = random_sparse(11, 30, 0.4, dtype=dtype)
+    row_ptr, col_idx, values = csr_parts(a)
+    b = random_dense(30, n, dtype=dtype, seed=n)
+    out = torch.ops.sparse.csr_spmm(row_ptr, col_idx, values, b, 11)
+    assert_matches_reference(out, a.double() @ b.double(), dtype, None if dtype == torch.float32 else a @ b)
+
+
 class TestBadInput:
     def setup_method(self):
         self.a = random_sparse(6, 8, 0.5)

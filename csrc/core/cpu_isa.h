@@ -5,6 +5,7 @@
 // (exposed to Python as sparsekernels.set_cpu_isa / the cpu_isa() context).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace sk {
@@ -36,3 +37,31 @@ void set_cpu_isa(const std::string& name);
         break;                                                 \
     }                                                          \
   } while (0)
+
+// SK_CPU_CALL, but never above `cap` (a CpuIsa): for the shapes where a
+// narrower variant was measured faster on an AVX-512 CPU (docs/performance.md,
+// "AVX-512 and narrow n"). The active ISA still caps it: scalar stays scalar.
+#define SK_CPU_CALL_AT_MOST(CAP, FN, ...)                                                          \
+  do {                                                                                             \
+    const ::sk::CpuIsa sk_isa_ = ::sk::active_cpu_isa();                                           \
+    switch (static_cast<int>(sk_isa_) < static_cast<int>(CAP) ? sk_isa_ : (CAP)) {                 \
+      case ::sk::CpuIsa::avx512:                                                                   \
+        ::sk::cpu::avx512::FN(__VA_ARGS__);                                                        \
+        break;                                                                                     \
+      case ::sk::CpuIsa::avx2:                                                                     \
+        ::sk::cpu::avx2::FN(__VA_ARGS__);                                                          \
+        break;                                                                                     \
+      default:                                                                                     \
+        ::sk::cpu::scalar::FN(__VA_ARGS__);                                                        \
+        break;                                                                                     \
+    }                                                                                              \
+  } while (0)
+
+namespace sk {
+// CSR and 2:4 SpMM with 2 <= n <= 8 columns of b: a partial 512-bit vector
+// per product costs a Zen 4 (512-bit operations issued as two 256-bit halves)
+// twice what the AVX2 kernel's 256-bit one does; measured 1.15-1.66x (CSR)
+// and 1.06-1.42x (2:4) slower than AVX2 there, so these run the AVX2 kernel.
+inline CpuIsa spmm_narrow_n_isa_cap(int64_t n) { return n >= 2 && n <= 8 ? CpuIsa::avx2 : CpuIsa::avx512; }
+}  // namespace sk
+

@@ -178,13 +178,30 @@ static int64_t rows_n1(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
 // rows' b rows are random, so without blocking each product misses the cache
 // for wide n). A whole block is one panel of 8 accumulators (8 independent FMA
 // chains per non-zero); a partial last block takes panels of 4 vectors,
-// single vectors and one partial vector. Rows are checked on the first block
-// only.
+// then one pass for the rest (row_tail_panel). Rows are checked on the first
+// block only.
 // The copy of a column block (kPackMinRowBytes), measured on 4096^2, 2
 // threads, alternating processes, min of 3-7 calls: 95 % n = 2048 154-158 ->
 // 108-116 ms, n = 512 25-63 -> 20-22 ms, 70 % n = 1024 438-460 -> 291-503 ms;
 // n = 256 a tie (12-15 against 11-13 ms) and n = 64 slower (2.2-2.4 -> 3.2-3.3
 // ms: b is contiguous there already).
+// out[0 .. (NV - 1) kW + r) = row p0..p1 @ b's columns from bcol (rows ldb
+// apart): NV - 1 full vectors and a last one of r lanes (1..kW), one pass.
+template <int NV, typename T, typename I>
+static inline void row_tail_panel(const CsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1, const T* bcol, int64_t ldb,
+                                  int r, T* out) {
+  VecF c[NV];
+  for (int u = 0; u < NV; ++u) c[u] = vzero();
+  for (int64_t p = p0; p < p1; ++p) {
+    const VecF v = vset1(to_float(a.values[p]));
+    const T* brow = bcol + int64_t(a.col_idx[p]) * ldb;
+    for (int u = 0; u < NV - 1; ++u) c[u] = vfma(v, vload(brow + u * kW), c[u]);
+    c[NV - 1] = vfma(v, vload_partial(brow + (NV - 1) * kW, r), c[NV - 1]);
+  }
+  for (int u = 0; u < NV - 1; ++u) vstore(out + u * kW, c[u]);
+  vstore_partial(out + (NV - 1) * kW, c[NV - 1], r);
+}
+
 template <typename T, typename I>
 static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   constexpr int64_t kBlock = 8 * kW;
@@ -239,18 +256,17 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
         vstore(out + j + 2 * kW, c2);
         vstore(out + j + 3 * kW, c3);
       }
-      for (; j + kW <= jn; j += kW) {
-        VecF c0 = vzero();
-        for (int64_t p = p0; p < p1; ++p)
-          c0 = vfma(vset1(to_float(a.values[p])), vload(bblk + int64_t(a.col_idx[p]) * ldb + (j - j0)), c0);
-        vstore(out + j, c0);
-      }
+      // the last < 4 vectors of columns in one pass over the row: NV - 1
+      // full vectors and one of r lanes (separate passes per vector re-read
+      // the row: n = 32 on AVX-512 took 1.4x the AVX2 kernel's time)
       if (j < jn) {
         const int r = int(jn - j);
-        VecF c0 = vzero();
-        for (int64_t p = p0; p < p1; ++p)
-          c0 = vfma(vset1(to_float(a.values[p])), vload_partial(bblk + int64_t(a.col_idx[p]) * ldb + (j - j0), r), c0);
-        vstore_partial(out + j, c0, r);
+        switch ((r + kW - 1) / kW) {
+          case 1: row_tail_panel<1>(a, p0, p1, bblk + (j - j0), ldb, r, out + j); break;
+          case 2: row_tail_panel<2>(a, p0, p1, bblk + (j - j0), ldb, r - kW, out + j); break;
+          case 3: row_tail_panel<3>(a, p0, p1, bblk + (j - j0), ldb, r - 2 * kW, out + j); break;
+          default: row_tail_panel<4>(a, p0, p1, bblk + (j - j0), ldb, r - 3 * kW, out + j); break;
+        }
       }
     }
   }

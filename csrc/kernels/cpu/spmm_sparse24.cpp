@@ -251,7 +251,8 @@ static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t
 }
 
 // n > 16: columns in panels of kWideN (8 vectors: 8 accumulators, one
-// broadcast and one offset load per 8 FMAs). Each panel of b is copied into a
+// broadcast and one offset load per 8 FMAs), the last (or only) one 2 or 4
+// vectors wide when that holds its columns. Each panel of b is copied into a
 // contiguous fp32 buffer (k x kWideN, zero past n, thread-local; 16-bit b
 // widened once), then the broadcast form runs on it with chunks of k of
 // 16 KiB (chunk_words). Read in place, b's rows are 4 n bytes apart and a
@@ -268,9 +269,14 @@ static int64_t rows_wide_packed(const Sparse24SpmmArgs<T>& a, int64_t begin, int
   if (!buf.reserve(a.k * kWideN)) return -2;
   for (int64_t j0 = 0; j0 < a.n; j0 += kWideN) {
     const int64_t jw = a.n - j0 < kWideN ? a.n - j0 : kWideN;
-    copy_columns_fp32(a.b, a.ldb, a.k, a.k, j0, jw, kWideN, buf.data);  // as it is, non-finite values included
-    const int64_t bad =
-        rows_small_n<kWideN>(a, static_cast<const float*>(buf.data), kWideN, begin, end, a.out + j0, jw);
+    // the panel's width: the fewest of 2, 4 or 8 vectors that hold its jw
+    // columns (a panel of 8 vectors for n = 24 did 5.3x the FMAs it needed)
+    const int64_t wp = jw <= 2 * kW ? 2 * kW : jw <= 4 * kW ? 4 * kW : kWideN;
+    copy_columns_fp32(a.b, a.ldb, a.k, a.k, j0, jw, wp, buf.data);  // as it is, non-finite values included
+    const float* bp = static_cast<const float*>(buf.data);
+    const int64_t bad = wp == 2 * kW   ? rows_small_n<2 * kW>(a, bp, wp, begin, end, a.out + j0, jw)
+                        : wp == 4 * kW ? rows_small_n<4 * kW>(a, bp, wp, begin, end, a.out + j0, jw)
+                                       : rows_small_n<kWideN>(a, bp, wp, begin, end, a.out + j0, jw);
     if (bad >= 0) return bad;
   }
   return -1;

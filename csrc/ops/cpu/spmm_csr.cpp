@@ -50,7 +50,7 @@ at::Tensor csr_spmm_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, co
                                         bb.stride(0),          out.stride(0),         nnz};
       const int64_t bad = parallel_first_bad(m, spmm_row_grain(m, nnz, n), [&](int64_t begin, int64_t end,
                                                                                  int64_t* first_bad) {
-        SK_CPU_CALL(csr_spmm, args, begin, end, first_bad);
+        SK_CPU_CALL_AT_MOST(spmm_narrow_n_isa_cap(n), csr_spmm, args, begin, end, first_bad);
       });
       if (bad >= 0) raise_from_validator(op, validate);
     });
