@@ -23,20 +23,7 @@ void set_cpu_isa(const std::string& name);
 
 // Calls sk::cpu::<active isa>::FN(args...). Template arguments of FN are deduced
 // from the argument struct, so FN is a plain name.
-#define SK_CPU_CALL(FN, ...)                                   \
-  do {                                                         \
-    switch (::sk::active_cpu_isa()) {                          \
-      case ::sk::CpuIsa::avx512:                               \
-        ::sk::cpu::avx512::FN(__VA_ARGS__);                    \
-        break;                                                 \
-      case ::sk::CpuIsa::avx2:                                 \
-        ::sk::cpu::avx2::FN(__VA_ARGS__);                      \
-        break;                                                 \
-      default:                                                 \
-        ::sk::cpu::scalar::FN(__VA_ARGS__);                    \
-        break;                                                 \
-    }                                                          \
-  } while (0)
+#define SK_CPU_CALL(FN, ...) SK_CPU_CALL_AT_MOST(::sk::CpuIsa::avx512, FN, __VA_ARGS__)
 
 // SK_CPU_CALL, but never above `cap` (a CpuIsa): for the shapes where a
 // narrower variant was measured faster on an AVX-512 CPU (docs/performance.md,
