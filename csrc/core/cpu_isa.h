@@ -27,7 +27,7 @@ void set_cpu_isa(const std::string& name);
 
 // SK_CPU_CALL, but never above `cap` (a CpuIsa): for the shapes where a
 // narrower variant was measured faster on an AVX-512 CPU (docs/performance.md,
-// "AVX-512 and narrow n"). The active ISA still caps it: scalar stays scalar.
+// issue 5 targets of the seventh session). The active ISA still caps it.
 #define SK_CPU_CALL_AT_MOST(CAP, FN, ...)                                                          \
   do {                                                                                             \
     const ::sk::CpuIsa sk_isa_ = ::sk::active_cpu_isa();                                           \
