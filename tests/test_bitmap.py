@@ -172,7 +172,7 @@ def test_bitmap_spmm_path_boundaries(isa, spmm_device, n):
 # 0.35 up to 64, 0.5 above) or through per-row decoded lists. Each case below is
 # run at a density on each side of every threshold.
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [9, 16, 17, 40, 64, 65, 130])
+@pytest.mark.parametrize("n", [9, 16, 17, 24, 30, 40, 60, 64, 65, 130])
 @pytest.mark.parametrize("density", [0.1, 0.3, 0.45, 0.7, 1.0])
 def test_bitmap_spmm_tile_and_decode_paths(isa, spmm_device, dtype, n, density):
     """Odd m and k (edge groups in both directions), several 64-column chunks, every dtype."""

@@ -186,20 +186,22 @@ static int64_t rows_n1(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
 // n = 256 a tie (12-15 against 11-13 ms) and n = 64 slower (2.2-2.4 -> 3.2-3.3
 // ms: b is contiguous there already).
 // out[0 .. (NV - 1) kW + r) = row p0..p1 @ b's columns from bcol (rows ldb
-// apart): NV - 1 full vectors and a last one of r lanes (1..kW), one pass.
-template <int NV, typename T, typename I>
+// apart): NV - 1 full vectors and a last one of r lanes (1..kW), one pass
+// (kPartial false: r == kW, plain loads and stores).
+template <int NV, bool kPartial, typename T, typename I>
 static inline void row_tail_panel(const CsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1, const T* bcol, int64_t ldb,
                                   int r, T* out) {
+  constexpr int F = kPartial ? NV - 1 : NV;  // full vectors
   VecF c[NV];
   for (int u = 0; u < NV; ++u) c[u] = vzero();
   for (int64_t p = p0; p < p1; ++p) {
     const VecF v = vset1(to_float(a.values[p]));
     const T* brow = bcol + int64_t(a.col_idx[p]) * ldb;
-    for (int u = 0; u < NV - 1; ++u) c[u] = vfma(v, vload(brow + u * kW), c[u]);
-    c[NV - 1] = vfma(v, vload_partial(brow + (NV - 1) * kW, r), c[NV - 1]);
+    for (int u = 0; u < F; ++u) c[u] = vfma(v, vload(brow + u * kW), c[u]);
+    if (kPartial) c[NV - 1] = vfma(v, vload_partial(brow + (NV - 1) * kW, r), c[NV - 1]);
   }
-  for (int u = 0; u < NV - 1; ++u) vstore(out + u * kW, c[u]);
-  vstore_partial(out + (NV - 1) * kW, c[NV - 1], r);
+  for (int u = 0; u < F; ++u) vstore(out + u * kW, c[u]);
+  if (kPartial) vstore_partial(out + (NV - 1) * kW, c[NV - 1], r);
 }
 
 template <typename T, typename I>
@@ -261,11 +263,14 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
       // the row: n = 32 on AVX-512 took 1.4x the AVX2 kernel's time)
       if (j < jn) {
         const int r = int(jn - j);
-        switch ((r + kW - 1) / kW) {
-          case 1: row_tail_panel<1>(a, p0, p1, bblk + (j - j0), ldb, r, out + j); break;
-          case 2: row_tail_panel<2>(a, p0, p1, bblk + (j - j0), ldb, r - kW, out + j); break;
-          case 3: row_tail_panel<3>(a, p0, p1, bblk + (j - j0), ldb, r - 2 * kW, out + j); break;
-          default: row_tail_panel<4>(a, p0, p1, bblk + (j - j0), ldb, r - 3 * kW, out + j); break;
+        const int nv = (r + kW - 1) / kW, last = r - (nv - 1) * kW;
+        const T* bcol = bblk + (j - j0);
+        switch (nv * 2 + (last < kW)) {
+#define SK_TAIL(NV)                                                                      \
+  case 2 * NV: row_tail_panel<NV, false>(a, p0, p1, bcol, ldb, kW, out + j); break;      \
+  case 2 * NV + 1: row_tail_panel<NV, true>(a, p0, p1, bcol, ldb, last, out + j); break;
+          SK_TAIL(1) SK_TAIL(2) SK_TAIL(3) SK_TAIL(4)
+#undef SK_TAIL
         }
       }
     }
