@@ -375,7 +375,7 @@ def _check_with_nan_padding(m, k, n, r, c, block_density, seed):
 
 
 @pytest.mark.parametrize("r,c", [(1, 4), (4, 1), (2, 3), (3, 2), (4, 4), (1, 1), (2, 1), (3, 1), (3, 7)])
-@pytest.mark.parametrize("n", [63, 64, 65, 96, 97, 129])
+@pytest.mark.parametrize("n", [63, 64, 65, 96, 97, 129, 160])
 def test_bsr_spmm_tiled_panel_edges(isa, r, c, n):
     """n just below / at / above the tiled threshold (64) and the panel widths (24..64 columns per ISA); m, k not
     multiples of r, c; edge-block padding NaN. r x 1 blocks take their own loop on both paths."""

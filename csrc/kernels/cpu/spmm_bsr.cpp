@@ -221,23 +221,74 @@ constexpr int64_t kTiledMinNnzPerK = 8;  // stored values of the range >= 8 k: p
 // r x 1 loop without the per-block column bookkeeping; since then the tiled
 // path is as fast or faster from n = 64 on: docs/performance.md.)
 
-// Block rows [begin, end), r == RMAX (or fewer rows in the last block row).
-// Returns false when the scratch could not be allocated (nothing written).
-template <int RMAX, typename T, typename I>
-static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
-  constexpr int NV = tiled_nv<RMAX>();
+// Columns [j0, j0 + jw) of block rows [begin, end) through one packed panel
+// of W = NV * kW columns (jw <= W). `start` holds each block row's first block
+// or -1 (columns not sorted); the scratch is reserved by bsr_tiled.
+template <int RMAX, int NV, typename T, typename I>
+static void tiled_panel(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end, int64_t j0, int64_t jw,
+                        BsrTiledScratch& s) {
   constexpr int64_t W = NV * kW;
   const int64_t r = a.r, c = a.c;
   const int64_t kblocks = (a.k + c - 1) / c;
   const int64_t kb_chunk = max_i64(1, kChunkFloats / (W * c));  // block columns per K chunk
   const int64_t group = min_i64(end - begin, max_i64(1, kAccFloats / (W * r)));  // block rows per group
-  static thread_local BsrTiledScratch s;
-  if (!s.panel.reserve(max_i64(1, a.k) * W) || !s.acc.reserve(group * r * W) || !s.cursor.reserve(group) ||
-      !s.start.reserve(end - begin))
-    return false;
   float* const bt = s.panel.data;
   float* const acc = s.acc.data;
   int64_t* const cursor = s.cursor.data;
+  const I* const rp = a.block_row_ptr;
+  const I* const ci = a.block_col_idx;
+  // Pack columns [j0, j0 + jw) of b as fp32 rows of W (zero past jw; a
+  // non-finite b is copied as it is, and only stored values meet it).
+  copy_columns_fp32(a.b, a.ldb, a.k, a.k, j0, jw, W, bt);
+  for (int64_t g0 = begin; g0 < end; g0 += group) {
+    const int64_t g1 = min_i64(end, g0 + group);
+    for (int64_t x = 0; x < (g1 - g0) * r * W; x += kW) vstore(acc + x, vzero());
+    for (int64_t bi = g0; bi < g1; ++bi) cursor[bi - g0] = s.start.data[bi - begin];
+    for (int64_t kb0 = 0; kb0 < kblocks; kb0 += kb_chunk) {
+      const int64_t kb1 = kb0 + kb_chunk;
+      for (int64_t bi = g0; bi < g1; ++bi) {
+        const int64_t rows = min_i64(r, a.m - bi * r);
+        float* acc_rows = acc + (bi - g0) * r * W;
+        const int64_t p1 = rp[bi + 1];
+        int64_t p = cursor[bi - g0];
+        if (p < 0) {  // unsorted block columns: the whole block row in the first chunk
+          if (kb0 == 0) tiled_block_row<RMAX, NV>(a, rows, int64_t(rp[bi]), p1, kblocks, bt, acc_rows);
+          continue;
+        }
+        if (p < p1 && int64_t(ci[p]) < kb1) cursor[bi - g0] = tiled_block_row<RMAX, NV>(a, rows, p, p1, kb1, bt, acc_rows);
+      }
+    }
+    // Write the group's tile to out.
+    for (int64_t bi = g0; bi < g1; ++bi) {
+      const int64_t rows = min_i64(r, a.m - bi * r);
+      for (int64_t t = 0; t < rows; ++t) {
+        const float* src = acc + ((bi - g0) * r + t) * W;
+        T* dst = a.out + (bi * r + t) * a.ldo + j0;
+        int64_t u = 0;
+        for (; u + kW <= jw; u += kW) vstore(dst + u, vload(src + u));
+        if (u < jw) vstore_partial(dst + u, vload(src + u), int(jw - u));
+      }
+    }
+  }
+}
+
+// Block rows [begin, end), r == RMAX (or fewer rows in the last block row).
+// Panels of NV = tiled_nv<RMAX>() vectors; the last (or only) one is as narrow
+// as its columns allow (NV / 2 or NV / 4 vectors, at least one): a full-width
+// panel for n = 64 on AVX-512 (128 columns, half of them zero) cost as much as
+// n = 128. Returns false when the scratch could not be allocated (nothing
+// written).
+template <int RMAX, typename T, typename I>
+static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
+  constexpr int NV = tiled_nv<RMAX>();
+  constexpr int NV2 = NV / 2 > 0 ? NV / 2 : 1, NV4 = NV / 4 > 0 ? NV / 4 : 1;
+  constexpr int64_t W = NV * kW;
+  static thread_local BsrTiledScratch s;
+  // the accumulator tile of a group of any of the widths: at most kAccFloats, or one block row
+  const int64_t acc_floats = max_i64(min_i64((end - begin) * a.r * W, kAccFloats), a.r * W);
+  if (!s.panel.reserve(max_i64(1, a.k) * W) || !s.acc.reserve(acc_floats) ||
+      !s.cursor.reserve(max_i64(1, min_i64(end - begin, kAccFloats / a.r))) || !s.start.reserve(end - begin))
+    return false;
   const I* const rp = a.block_row_ptr;
   const I* const ci = a.block_col_idx;
   // whether each block row's columns are sorted, once per call (per panel it
@@ -250,43 +301,15 @@ static bool bsr_tiled(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   }
   for (int64_t j0 = 0; j0 < a.n; j0 += W) {
     const int64_t jw = min_i64(W, a.n - j0);
-    // Pack columns [j0, j0 + jw) of b as fp32 rows of W (zero past jw; a
-    // non-finite b is copied as it is, and only stored values meet it).
-    copy_columns_fp32(a.b, a.ldb, a.k, a.k, j0, jw, W, bt);
-    for (int64_t g0 = begin; g0 < end; g0 += group) {
-      const int64_t g1 = min_i64(end, g0 + group);
-      for (int64_t x = 0; x < (g1 - g0) * r * W; x += kW) vstore(acc + x, vzero());
-      for (int64_t bi = g0; bi < g1; ++bi) cursor[bi - g0] = s.start.data[bi - begin];
-      for (int64_t kb0 = 0; kb0 < kblocks; kb0 += kb_chunk) {
-        const int64_t kb1 = kb0 + kb_chunk;
-        for (int64_t bi = g0; bi < g1; ++bi) {
-          const int64_t rows = min_i64(r, a.m - bi * r);
-          float* acc_rows = acc + (bi - g0) * r * W;
-          const int64_t p1 = rp[bi + 1];
-          int64_t p = cursor[bi - g0];
-          if (p < 0) {  // unsorted block columns: the whole block row in the first chunk
-            if (kb0 == 0) tiled_block_row<RMAX, NV>(a, rows, int64_t(rp[bi]), p1, kblocks, bt, acc_rows);
-            continue;
-          }
-          if (p < p1 && int64_t(ci[p]) < kb1) cursor[bi - g0] = tiled_block_row<RMAX, NV>(a, rows, p, p1, kb1, bt, acc_rows);
-        }
-      }
-      // Write the group's tile to out.
-      for (int64_t bi = g0; bi < g1; ++bi) {
-        const int64_t rows = min_i64(r, a.m - bi * r);
-        for (int64_t t = 0; t < rows; ++t) {
-          const float* src = acc + ((bi - g0) * r + t) * W;
-          T* dst = a.out + (bi * r + t) * a.ldo + j0;
-          int64_t u = 0;
-          for (; u + kW <= jw; u += kW) vstore(dst + u, vload(src + u));
-          if (u < jw) vstore_partial(dst + u, vload(src + u), int(jw - u));
-        }
-      }
-    }
+    if (jw <= NV4 * kW)
+      tiled_panel<RMAX, NV4>(a, begin, end, j0, jw, s);
+    else if (jw <= NV2 * kW)
+      tiled_panel<RMAX, NV2>(a, begin, end, j0, jw, s);
+    else
+      tiled_panel<RMAX, NV>(a, begin, end, j0, jw, s);
   }
   return true;
 }
-
 
 template <typename T, typename I>
 void bsr_spmm(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
