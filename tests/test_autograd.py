@@ -134,6 +134,16 @@ def test_sddmm_matches_reference(isa, fmt, m, k, n, dtype):
     check_sddmm(fmt, index, values, random_dense(m, n, dtype=dtype, seed=2), random_dense(k, n, dtype=dtype, seed=3))
 
 
+@pytest.mark.parametrize("n", [4, 12, 24, 31, 40, 48, 60])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_spmm_t_last_columns(isa, fmt, n, dtype):
+    """The columns past the last 4-vector panel go in one pass: 1-4 vectors, the last partial or whole, for
+    AVX2's 8 and AVX-512's 16 lanes."""
+    index, values = random_pattern(fmt, 70, 45, dtype=dtype)
+    check_spmm_t(fmt, index, values, random_dense(70, n, dtype=dtype, seed=n), 70, 45)
+
+
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
 @pytest.mark.parametrize("density", [0.0, 1.0, 0.05])
 @pytest.mark.parametrize("fmt", ["csr", "bsr"])
