@@ -669,6 +669,50 @@ static inline Vec8 v8select24(const T* b, unsigned w) {
 }
 #endif
 
+// The last r (1 .. 4 kW) columns of a panel, in one pass: NV vectors, the last
+// one whole or of `last` lanes (kPartial). with_tail(r, f) calls f(Tail<NV,
+// kPartial>{last}) for the NV and kPartial that r needs, so a kernel writes its
+// tail pass once (a pass per vector, and columns past the last whole vector
+// one by one, cost 1.2-3.7x at n = 4 or 24: docs/performance.md).
+template <int NV, bool kPartial>
+struct Tail {
+  static constexpr int kNV = NV;
+  static constexpr int kFull = kPartial ? NV - 1 : NV;  // whole vectors
+  int last;                                             // lanes of the last vector (kW unless kPartial)
+  void zero(VecF (&c)[NV]) const {
+    for (int u = 0; u < NV; ++u) c[u] = vzero();
+  }
+  template <typename T>
+  void load(const T* p, VecF (&c)[NV]) const {
+    for (int u = 0; u < kFull; ++u) c[u] = vload(p + u * kW);
+    if (kPartial) c[NV - 1] = vload_partial(p + (NV - 1) * kW, last);
+  }
+  template <typename T>
+  void fma(VecF v, const T* row, VecF (&c)[NV]) const {  // c += v * row[0 .. columns)
+    for (int u = 0; u < kFull; ++u) c[u] = vfma(v, vload(row + u * kW), c[u]);
+    if (kPartial) c[NV - 1] = vfma(v, vload_partial(row + (NV - 1) * kW, last), c[NV - 1]);
+  }
+  template <typename T>
+  void store(T* p, const VecF (&c)[NV]) const {
+    for (int u = 0; u < kFull; ++u) vstore(p + u * kW, c[u]);
+    if (kPartial) vstore_partial(p + (NV - 1) * kW, c[NV - 1], last);
+  }
+};
+template <typename F>
+static inline void with_tail(int r, const F& f) {
+  const int nv = (r + kW - 1) / kW, last = r - (nv - 1) * kW;
+  switch (nv * 2 + (last < kW)) {
+    case 2: f(Tail<1, false>{kW}); break;
+    case 3: f(Tail<1, true>{last}); break;
+    case 4: f(Tail<2, false>{kW}); break;
+    case 5: f(Tail<2, true>{last}); break;
+    case 6: f(Tail<3, false>{kW}); break;
+    case 7: f(Tail<3, true>{last}); break;
+    case 8: f(Tail<4, false>{kW}); break;
+    default: f(Tail<4, true>{last}); break;
+  }
+}
+
 // dot(a[0..d), b[0..d)) in fp32: 4 independent vector accumulators, then single
 // vectors, then a scalar tail (d need not be a multiple of kW). Used by the SDDMM kernels.
 template <typename T>

@@ -81,34 +81,9 @@ static inline int popcount64(uint64_t x) { return __builtin_popcountll(x); }
 constexpr int kTileOffset[8] = {0, 2, 4, 6, 8, 10, 12, 14};
 
 
-// acc[lr, j .. j + (NV - 1) kW + r) += row lr of the decoded group @ the
-// columns of b from bcol: NV - 1 full vectors and one of r (1..kW) lanes
-// (kPartial false: r == kW, plain loads and stores).
-template <int NV, bool kPartial, typename T>
-static inline void group_tail_panel(const BitmapSpmmArgs<T>& a, Scratch& sc, int rows, const T* bcol,
-                                    int64_t n, int64_t j, int r) {
-  for (int lr = 0; lr < rows; ++lr) {
-    const int p0 = sc.row_begin[lr], p1 = sc.row_begin[lr + 1];
-    if (p0 == p1) continue;
-    float* acc = sc.acc + lr * n + j;
-    VecF c[NV];
-    constexpr int F = kPartial ? NV - 1 : NV;  // full vectors
-    for (int u = 0; u < F; ++u) c[u] = vload(acc + u * kW);
-    if (kPartial) c[NV - 1] = vload_partial(acc + (NV - 1) * kW, r);
-    for (int p = p0; p < p1; ++p) {
-      const VecF v = vset1(sc.vals[p]);
-      const T* brow = bcol + sc.cols[p] * a.ldb;
-      for (int u = 0; u < F; ++u) c[u] = vfma(v, vload(brow + u * kW), c[u]);
-      if (kPartial) c[NV - 1] = vfma(v, vload_partial(brow + (NV - 1) * kW, r), c[NV - 1]);
-    }
-    for (int u = 0; u < F; ++u) vstore(acc + u * kW, c[u]);
-    if (kPartial) vstore_partial(acc + (NV - 1) * kW, c[NV - 1], r);
-  }
-}
-
 // acc[lr, :] += row lr of the current group @ b[col0 .. col0 + 63, j0 .. j0 + nc),
 // for the group's rows decoded in sc (acc's rows are nc long); b's columns in
-// panels of 4 vectors, then the rest in one pass (group_tail_panel).
+// panels of 4 vectors, then the rest in one pass (with_tail).
 template <typename T>
 static void group_times_b(const BitmapSpmmArgs<T>& a, Scratch& sc, int rows, int64_t col0, int64_t j0,
                           int64_t n) {
@@ -138,17 +113,18 @@ static void group_times_b(const BitmapSpmmArgs<T>& a, Scratch& sc, int rows, int
   // and one of r lanes): one pass per vector re-read each row, and the
   // columns past the last whole vector went one by one (n = 24 on AVX-512 took
   // 2.3x the AVX2 kernel's time)
-  if (j < n) {
-    const int r = int(n - j);
-    const int nv = (r + kW - 1) / kW, last = r - (nv - 1) * kW;
-    switch (nv * 2 + (last < kW)) {
-#define SK_TAIL(NV)                                                              \
-  case 2 * NV: group_tail_panel<NV, false>(a, sc, rows, b + j, n, j, kW); break; \
-  case 2 * NV + 1: group_tail_panel<NV, true>(a, sc, rows, b + j, n, j, last); break;
-      SK_TAIL(1) SK_TAIL(2) SK_TAIL(3) SK_TAIL(4)
-#undef SK_TAIL
+  if (j == n) return;
+  with_tail(int(n - j), [&](auto t) {
+    for (int lr = 0; lr < rows; ++lr) {
+      const int p0 = sc.row_begin[lr], p1 = sc.row_begin[lr + 1];
+      if (p0 == p1) continue;
+      float* acc = sc.acc + lr * n + j;
+      VecF c[t.kNV];
+      t.load(acc, c);
+      for (int p = p0; p < p1; ++p) t.fma(vset1(sc.vals[p]), b + j + sc.cols[p] * a.ldb, c);
+      t.store(acc, c);
     }
-  }
+  });
 }
 
 // Tile starts of group g's 64 tiles, relative to the group's first value.

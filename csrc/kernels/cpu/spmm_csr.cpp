@@ -178,32 +178,13 @@ static int64_t rows_n1(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
 // rows' b rows are random, so without blocking each product misses the cache
 // for wide n). A whole block is one panel of 8 accumulators (8 independent FMA
 // chains per non-zero); a partial last block takes panels of 4 vectors,
-// then one pass for the rest (row_tail_panel). Rows are checked on the first
+// then one pass for the rest (with_tail). Rows are checked on the first
 // block only.
 // The copy of a column block (kPackMinRowBytes), measured on 4096^2, 2
 // threads, alternating processes, min of 3-7 calls: 95 % n = 2048 154-158 ->
 // 108-116 ms, n = 512 25-63 -> 20-22 ms, 70 % n = 1024 438-460 -> 291-503 ms;
 // n = 256 a tie (12-15 against 11-13 ms) and n = 64 slower (2.2-2.4 -> 3.2-3.3
 // ms: b is contiguous there already).
-// out[0 .. (NV - 1) kW + r) = row p0..p1 @ b's columns from bcol (rows ldb
-// apart): NV - 1 full vectors and a last one of r lanes (1..kW), one pass
-// (kPartial false: r == kW, plain loads and stores).
-template <int NV, bool kPartial, typename T, typename I>
-static inline void row_tail_panel(const CsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1, const T* bcol, int64_t ldb,
-                                  int r, T* out) {
-  constexpr int F = kPartial ? NV - 1 : NV;  // full vectors
-  VecF c[NV];
-  for (int u = 0; u < NV; ++u) c[u] = vzero();
-  for (int64_t p = p0; p < p1; ++p) {
-    const VecF v = vset1(to_float(a.values[p]));
-    const T* brow = bcol + int64_t(a.col_idx[p]) * ldb;
-    for (int u = 0; u < F; ++u) c[u] = vfma(v, vload(brow + u * kW), c[u]);
-    if (kPartial) c[NV - 1] = vfma(v, vload_partial(brow + (NV - 1) * kW, r), c[NV - 1]);
-  }
-  for (int u = 0; u < F; ++u) vstore(out + u * kW, c[u]);
-  if (kPartial) vstore_partial(out + (NV - 1) * kW, c[NV - 1], r);
-}
-
 template <typename T, typename I>
 static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   constexpr int64_t kBlock = 8 * kW;
@@ -258,20 +239,17 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
         vstore(out + j + 2 * kW, c2);
         vstore(out + j + 3 * kW, c3);
       }
-      // the last < 4 vectors of columns in one pass over the row: NV - 1
-      // full vectors and one of r lanes (separate passes per vector re-read
-      // the row: n = 32 on AVX-512 took 1.4x the AVX2 kernel's time)
+      // the last < 4 vectors of columns in one pass over the row (separate
+      // passes per vector re-read the row: n = 32 on AVX-512 took 1.4x the
+      // AVX2 kernel's time)
       if (j < jn) {
-        const int r = int(jn - j);
-        const int nv = (r + kW - 1) / kW, last = r - (nv - 1) * kW;
         const T* bcol = bblk + (j - j0);
-        switch (nv * 2 + (last < kW)) {
-#define SK_TAIL(NV)                                                                      \
-  case 2 * NV: row_tail_panel<NV, false>(a, p0, p1, bcol, ldb, kW, out + j); break;      \
-  case 2 * NV + 1: row_tail_panel<NV, true>(a, p0, p1, bcol, ldb, last, out + j); break;
-          SK_TAIL(1) SK_TAIL(2) SK_TAIL(3) SK_TAIL(4)
-#undef SK_TAIL
-        }
+        with_tail(int(jn - j), [&](auto t) {
+          VecF c[t.kNV];
+          t.zero(c);
+          for (int64_t p = p0; p < p1; ++p) t.fma(vset1(to_float(a.values[p])), bcol + int64_t(a.col_idx[p]) * ldb, c);
+          t.store(out + j, c);
+        });
       }
     }
   }

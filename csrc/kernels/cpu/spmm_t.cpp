@@ -55,22 +55,6 @@ static inline void gather_panel(T* out, int64_t j, const ForEach& for_each) {
   for (int u = 0; u < NV; ++u) vstore(out + j + u * kW, acc[u]);
 }
 
-// The same for the last NV - 1 full vectors and one of r (1..kW) lanes
-// (kPartial false: r == kW).
-template <int NV, bool kPartial, typename T, typename ForEach>
-static inline void gather_tail(T* out, int64_t j, int r, const ForEach& for_each) {
-  constexpr int F = kPartial ? NV - 1 : NV;  // full vectors
-  VecF acc[NV];
-  for (int u = 0; u < NV; ++u) acc[u] = vzero();
-  for_each([&](float v, const T* brow) {
-    const VecF vv = vset1(v);
-    for (int u = 0; u < F; ++u) acc[u] = vfma(vv, vload(brow + j + u * kW), acc[u]);
-    if (kPartial) acc[NV - 1] = vfma(vv, vload_partial(brow + j + (NV - 1) * kW, r), acc[NV - 1]);
-  });
-  for (int u = 0; u < F; ++u) vstore(out + j + u * kW, acc[u]);
-  if (kPartial) vstore_partial(out + j + (NV - 1) * kW, acc[NV - 1], r);
-}
-
 // Columns in panels of 4 vectors, then the rest in one pass over the terms
 // (a pass per vector and one per column past the last whole vector made n = 4
 // 1.2-3.7x slower than n = 16).
@@ -79,14 +63,12 @@ static void gather_row(T* out, int64_t n, const ForEach& for_each) {
   int64_t j = 0;
   for (; j + 4 * kW <= n; j += 4 * kW) gather_panel<4>(out, j, for_each);
   if (j == n) return;
-  const int r = int(n - j), nv = (r + kW - 1) / kW, last = r - (nv - 1) * kW;
-  switch (nv * 2 + (last < kW)) {
-#define SK_TAIL(NV)                                                     \
-  case 2 * NV: gather_tail<NV, false>(out, j, kW, for_each); break;     \
-  case 2 * NV + 1: gather_tail<NV, true>(out, j, last, for_each); break;
-    SK_TAIL(1) SK_TAIL(2) SK_TAIL(3) SK_TAIL(4)
-#undef SK_TAIL
-  }
+  with_tail(int(n - j), [&](auto t) {
+    VecF acc[t.kNV];
+    t.zero(acc);
+    for_each([&](float v, const T* brow) { t.fma(vset1(v), brow + j, acc); });
+    t.store(out + j, acc);
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -129,25 +111,6 @@ static void tile_sort_by_column(TileScratch& sc) {
   }
 }
 
-// acc[0 .. (NV - 1) kW + r) += sum over the entries p0..p1 of the current
-// column of v * b[row, ...] (b at the first column): NV - 1 full vectors and
-// one of r (1..kW) lanes, one pass (kPartial false: r == kW).
-template <int NV, bool kPartial, typename T>
-static inline void tile_tail(const TileScratch& sc, int p0, int p1, const T* b, int64_t ldb, float* acc, int r) {
-  constexpr int F = kPartial ? NV - 1 : NV;  // full vectors
-  VecF c[NV];
-  for (int u = 0; u < F; ++u) c[u] = vload(acc + u * kW);
-  if (kPartial) c[NV - 1] = vload_partial(acc + (NV - 1) * kW, r);
-  for (int p = p0; p < p1; ++p) {
-    const VecF v = vset1(sc.vals[p]);
-    const T* brow = b + int64_t(sc.rows[p]) * ldb;
-    for (int u = 0; u < F; ++u) c[u] = vfma(v, vload(brow + u * kW), c[u]);
-    if (kPartial) c[NV - 1] = vfma(v, vload_partial(brow + (NV - 1) * kW, r), c[NV - 1]);
-  }
-  for (int u = 0; u < F; ++u) vstore(acc + u * kW, c[u]);
-  if (kPartial) vstore_partial(acc + (NV - 1) * kW, c[NV - 1], r);
-}
-
 // acc[lc, 0 .. nc) += sum over column lc's entries of v * b[row, 0 .. nc),
 // b pointing at the tile's first row and the chunk's first column.
 template <typename T>
@@ -174,14 +137,12 @@ static void tile_accumulate(TileScratch& sc, const T* b, int64_t ldb, int64_t nc
       vstore(acc + j + 3 * kW, c3);
     }
     if (j == nc) continue;
-    const int r = int(nc - j), nv = (r + kW - 1) / kW, last = r - (nv - 1) * kW;
-    switch (nv * 2 + (last < kW)) {
-#define SK_TAIL(NV)                                                                        \
-  case 2 * NV: tile_tail<NV, false>(sc, p0, p1, b + j, ldb, acc + j, kW); break;           \
-  case 2 * NV + 1: tile_tail<NV, true>(sc, p0, p1, b + j, ldb, acc + j, last); break;
-      SK_TAIL(1) SK_TAIL(2) SK_TAIL(3) SK_TAIL(4)
-#undef SK_TAIL
-    }
+    with_tail(int(nc - j), [&](auto t) {
+      VecF c[t.kNV];
+      t.load(acc + j, c);
+      for (int p = p0; p < p1; ++p) t.fma(vset1(sc.vals[p]), b + j + int64_t(sc.rows[p]) * ldb, c);
+      t.store(acc + j, c);
+    });
   }
 }
 
