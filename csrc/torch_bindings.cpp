@@ -69,7 +69,7 @@ TORCH_LIBRARY(sparsekernels, m) {
   m.def("build_info() -> str", []() -> std::string { return SK_BUILD_INFO_JSON; });
   m.def("cpu_isa() -> str", []() -> std::string { return sk::cpu_isa_name(sk::active_cpu_isa()); });
   m.def("cpu_isa_supported(str isa) -> bool", [](const std::string& isa) -> bool {
-    for (sk::CpuIsa i : {sk::CpuIsa::scalar, sk::CpuIsa::avx2, sk::CpuIsa::avx512})
+    for (sk::CpuIsa i : {sk::CpuIsa::scalar, sk::CpuIsa::avx2, sk::CpuIsa::avx512, sk::CpuIsa::avx512bf16})
       if (isa == sk::cpu_isa_name(i)) return sk::cpu_supports(i);
     return false;
   });

@@ -17,14 +17,30 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 HAS_CUDA = torch.cuda.is_available() and bool(sk.BUILD_INFO["cuda_archs"])
 
 
-@pytest.fixture(params=sk._lib.CPU_ISAS)
-def isa(request):
-    """Runs the test once per CPU kernel variant this CPU supports (the others skip)."""
-    name = request.param
+# The kernel variants. avx512bf16 differs from avx512 only in bf16 bitmap and 2:4 SpMM (the two files
+# compiled a fourth time), so only their test modules run it (isa_all, used as their `isa`); elsewhere it
+# would repeat the avx512 run.
+KERNEL_ISAS = tuple(i for i in sk._lib.CPU_ISAS if i != "avx512bf16")
+
+
+def use_isa_or_skip(name):
     if not sk.cpu_isa_supported(name):
         pytest.skip(f"this CPU cannot run the {name} kernels")
-    with sk.use_cpu_isa(name):
-        yield name
+    return sk.use_cpu_isa(name)
+
+
+@pytest.fixture(params=KERNEL_ISAS)
+def isa(request):
+    """Runs the test once per CPU kernel variant this CPU supports (the others skip)."""
+    with use_isa_or_skip(request.param):
+        yield request.param
+
+
+@pytest.fixture(params=sk._lib.CPU_ISAS)
+def isa_all(request):
+    """`isa` with avx512bf16 too: for the modules of the kernels that have an avx512bf16 copy."""
+    with use_isa_or_skip(request.param):
+        yield request.param
 
 
 def _devices():

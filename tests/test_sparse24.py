@@ -5,6 +5,12 @@ import torch
 
 from conftest import DTYPES, assert_matches_reference, random_dense
 
+
+@pytest.fixture
+def isa(isa_all):
+    """Every CPU variant, avx512bf16 included: bf16 2:4 SpMM has a vdpbf16ps kernel there."""
+    return isa_all
+
 SHAPES = [  # (m, k, n)
     (0, 5, 3), (5, 0, 3), (5, 4, 0), (1, 1, 1), (7, 33, 1), (33, 7, 16), (9, 16, 45), (64, 1025, 7),
     (130, 70, 65), (1025, 33, 1), (40, 100, 4), (40, 50, 200),
@@ -113,6 +119,60 @@ def test_sparse24_spmm_path_boundaries(isa, n, k):
     assert_matches_reference(torch.ops.sparse.sparse24_spmm(*parts, b), a.double() @ b.double(), torch.float32)
     bw = random_dense(k, n + 7, seed=n)[:, 3 : 3 + n]
     assert_matches_reference(torch.ops.sparse.sparse24_spmm(*parts, bw), a.double() @ bw.double(), torch.float32)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 8, 9, 15, 16])
+@pytest.mark.parametrize("k", [1, 3, 4, 7, 16, 33, 100, 257])
+def test_sparse24_spmm_bf16_small_n(isa, n, k):
+    """bf16 at 2 <= n <= 16 (avx512bf16: group pairs by vdpbf16ps, b pairs 4, 8 or 16 columns wide, the
+    straddling group in fp32; 8 groups per step and a remainder), b contiguous and with a row stride."""
+    m = 19
+    a = random_24(m, k, torch.bfloat16, seed=k)
+    parts = torch.ops.sparse.dense_to_sparse24(a)
+    b = random_dense(k, n, dtype=torch.bfloat16, seed=n)
+    ref = a.double() @ b.double()
+    assert_matches_reference(torch.ops.sparse.sparse24_spmm(*parts, b), ref, torch.bfloat16, a @ b)
+    bw = random_dense(k, n + 5, dtype=torch.bfloat16, seed=n)[:, 2 : 2 + n]
+    assert_matches_reference(torch.ops.sparse.sparse24_spmm(*parts, bw), a.double() @ bw.double(), torch.bfloat16,
+                             a @ bw)
+
+
+@pytest.mark.parametrize("n", [2, 7, 16])
+@pytest.mark.parametrize("k", [5, 37, 70])
+def test_sparse24_spmm_bf16_padding_never_read(isa, n, k):
+    """bf16 small n: NaN values at the positions past k (in the straddling group and the padding groups)
+    and NaN in b's columns past n never reach out."""
+    a = random_24(6, k, torch.bfloat16, seed=3)
+    values, meta = torch.ops.sparse.dense_to_sparse24(a)
+    values = values.clone()
+    kp = values.shape[1] * 2
+    meta32 = meta.to(torch.int32) & 0xFFFF
+    for g in range((k + 3) // 4, kp // 4):
+        values[:, 2 * g:2 * g + 2] = float("nan")
+    if k % 4:
+        g = k // 4
+        nib = (meta32[:, g // 4] >> (4 * (g % 4))) & 0xF
+        for s, pos in ((0, nib & 3), (1, nib >> 2)):
+            values[4 * g + pos >= k, 2 * g + s] = float("nan")
+    bw = random_dense(k, n + 3, dtype=torch.bfloat16, seed=n)
+    bw[:, n:] = float("nan")
+    b = bw[:, :n]
+    out = torch.ops.sparse.sparse24_spmm(values, meta, b)
+    assert_matches_reference(out, a.double() @ b.double(), torch.bfloat16, a @ b)
+
+
+def test_sparse24_spmm_bf16_bad_meta_is_reported(isa):
+    """The bf16 small-n kernel checks each row before using it (the next row's pair offsets are computed
+    ahead, from a row not yet checked)."""
+    k = 341
+    a = random_24(9, k, torch.bfloat16)
+    values, meta = torch.ops.sparse.dense_to_sparse24(a)
+    for n in (2, 8, 16):
+        b = random_dense(k, n, dtype=torch.bfloat16)
+        for row in (0, 5, 8):
+            bad = with_group_meta(meta, row, 40, 0b0110)
+            with pytest.raises(ValueError, match=rf"'meta' of row {row}, group 40 .*positions \(2, 1\)"):
+                torch.ops.sparse.sparse24_spmm(values, bad, b)
 
 
 @pytest.mark.parametrize("n", [6, 11, 16])

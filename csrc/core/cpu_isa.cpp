@@ -21,6 +21,8 @@ bool detect(CpuIsa isa) {
       return detect(CpuIsa::avx2) && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512dq");
+    case CpuIsa::avx512bf16:
+      return detect(CpuIsa::avx512) && __builtin_cpu_supports("avx512bf16");
   }
   return false;
 }
@@ -29,8 +31,9 @@ CpuIsa parse(const std::string& name) {
   if (name == "scalar") return CpuIsa::scalar;
   if (name == "avx2") return CpuIsa::avx2;
   if (name == "avx512") return CpuIsa::avx512;
+  if (name == "avx512bf16") return CpuIsa::avx512bf16;
   TORCH_CHECK_VALUE(false, "sparsekernels: unknown CPU ISA '", name,
-                    "'; expected one of scalar, avx2, avx512");
+                    "'; expected one of scalar, avx2, avx512, avx512bf16");
 }
 
 CpuIsa initial_isa() {
@@ -38,7 +41,7 @@ CpuIsa initial_isa() {
   // (it calls set_cpu_isa with the variable), so here it just falls back.
   const char* env = std::getenv("SPARSEKERNELS_CPU_ISA");
   if (env && *env) {
-    for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512})
+    for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512bf16})
       if (std::strcmp(env, cpu_isa_name(isa)) == 0 && cpu_supports(isa)) return isa;
   }
   return best_cpu_isa();
@@ -59,6 +62,8 @@ const char* cpu_isa_name(CpuIsa isa) {
       return "avx2";
     case CpuIsa::avx512:
       return "avx512";
+    case CpuIsa::avx512bf16:
+      return "avx512bf16";
   }
   return "?";
 }
@@ -66,6 +71,7 @@ const char* cpu_isa_name(CpuIsa isa) {
 bool cpu_supports(CpuIsa isa) { return detect(isa); }
 
 CpuIsa best_cpu_isa() {
+  if (detect(CpuIsa::avx512bf16)) return CpuIsa::avx512bf16;
   if (detect(CpuIsa::avx512)) return CpuIsa::avx512;
   if (detect(CpuIsa::avx2)) return CpuIsa::avx2;
   return CpuIsa::scalar;

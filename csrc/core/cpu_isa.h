@@ -1,7 +1,8 @@
-// Run-time choice of the CPU kernel variant (baseline / AVX2 / AVX-512).
+// Run-time choice of the CPU kernel variant (baseline / AVX2 / AVX-512 /
+// AVX-512 with AVX512-BF16 dot products for bf16 bitmap and 2:4 SpMM).
 //
 // The active ISA is the best one the CPU supports, unless overridden by
-// SPARSEKERNELS_CPU_ISA=scalar|avx2|avx512 at load time or by set_cpu_isa()
+// SPARSEKERNELS_CPU_ISA=scalar|avx2|avx512|avx512bf16 at load time or by set_cpu_isa()
 // (exposed to Python as sparsekernels.set_cpu_isa / the cpu_isa() context).
 #pragma once
 
@@ -10,7 +11,9 @@
 
 namespace sk {
 
-enum class CpuIsa { scalar = 0, avx2 = 1, avx512 = 2 };
+// avx512bf16 runs every kernel's avx512 copy except bf16 bitmap and 2:4 SpMM,
+// which have a fourth copy compiled with -mavx512bf16 (SK_CPU_CALL_BF16DOT).
+enum class CpuIsa { scalar = 0, avx2 = 1, avx512 = 2, avx512bf16 = 3 };
 
 const char* cpu_isa_name(CpuIsa isa);
 bool cpu_supports(CpuIsa isa);
@@ -32,6 +35,28 @@ void set_cpu_isa(const std::string& name);
   do {                                                                                             \
     const ::sk::CpuIsa sk_isa_ = ::sk::active_cpu_isa();                                           \
     switch (static_cast<int>(sk_isa_) < static_cast<int>(CAP) ? sk_isa_ : (CAP)) {                 \
+      case ::sk::CpuIsa::avx512bf16: /* no avx512bf16 copy: its avx512 one */                     \
+      case ::sk::CpuIsa::avx512:                                                                   \
+        ::sk::cpu::avx512::FN(__VA_ARGS__);                                                        \
+        break;                                                                                     \
+      case ::sk::CpuIsa::avx2:                                                                     \
+        ::sk::cpu::avx2::FN(__VA_ARGS__);                                                          \
+        break;                                                                                     \
+      default:                                                                                     \
+        ::sk::cpu::scalar::FN(__VA_ARGS__);                                                        \
+        break;                                                                                     \
+    }                                                                                              \
+  } while (0)
+
+// SK_CPU_CALL_AT_MOST for the kernels that also have an avx512bf16 copy
+// (bitmap and 2:4 SpMM: CMakeLists.txt, SK_CPU_BF16DOT_SRCS).
+#define SK_CPU_CALL_BF16DOT(CAP, FN, ...)                                                          \
+  do {                                                                                             \
+    const ::sk::CpuIsa sk_isa_ = ::sk::active_cpu_isa();                                           \
+    switch (static_cast<int>(sk_isa_) < static_cast<int>(CAP) ? sk_isa_ : (CAP)) {                 \
+      case ::sk::CpuIsa::avx512bf16:                                                               \
+        ::sk::cpu::avx512bf16::FN(__VA_ARGS__);                                                    \
+        break;                                                                                     \
       case ::sk::CpuIsa::avx512:                                                                   \
         ::sk::cpu::avx512::FN(__VA_ARGS__);                                                        \
         break;                                                                                     \
@@ -50,5 +75,11 @@ namespace sk {
 // twice what the AVX2 kernel's 256-bit one does; measured 1.15-1.66x (CSR)
 // and 1.06-1.42x (2:4) slower than AVX2 there, so these run the AVX2 kernel.
 inline CpuIsa spmm_narrow_n_isa_cap(int64_t n) { return n >= 2 && n <= 8 ? CpuIsa::avx2 : CpuIsa::avx512; }
+// 2:4 SpMM: bf16 with 2 <= n <= 16 under avx512bf16 takes the vdpbf16ps kernel
+// (no narrow-n cap); otherwise spmm_narrow_n_isa_cap.
+inline CpuIsa sparse24_spmm_isa_cap(int64_t n, bool bf16) {
+  return bf16 && n >= 2 && n <= 16 && active_cpu_isa() == CpuIsa::avx512bf16 ? CpuIsa::avx512bf16
+                                                                              : spmm_narrow_n_isa_cap(n);
+}
 }  // namespace sk
 

@@ -46,11 +46,12 @@ def _check_torch_version() -> None:
 
 _check_torch_version()
 
-CPU_ISAS = ("scalar", "avx2", "avx512")
+CPU_ISAS = ("scalar", "avx2", "avx512", "avx512bf16")
 
 
 def cpu_isa() -> str:
-    """The CPU kernel variant in use: 'scalar', 'avx2' or 'avx512'."""
+    """The CPU kernel variant in use: 'scalar', 'avx2', 'avx512' or 'avx512bf16' (avx512 plus
+    AVX512-BF16 dot products in bf16 bitmap and 2:4 SpMM)."""
     return torch.ops.sparsekernels.cpu_isa()
 
 

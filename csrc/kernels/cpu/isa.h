@@ -10,7 +10,7 @@
 #pragma once
 
 #ifndef SK_CPU_ISA
-#error "kernels/cpu files must be compiled with -DSK_CPU_ISA=scalar|avx2|avx512"
+#error "kernels/cpu files must be compiled with -DSK_CPU_ISA=scalar|avx2|avx512|avx512bf16"
 #endif
 
 #define SK_CPU_NAMESPACE_BEGIN \

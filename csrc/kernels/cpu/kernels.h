@@ -111,3 +111,5 @@ struct Sparse24SpmmArgs {
 SK_DECLARE_CPU_KERNELS(scalar)
 SK_DECLARE_CPU_KERNELS(avx2)
 SK_DECLARE_CPU_KERNELS(avx512)
+// only bitmap_spmm and sparse24_spmm are defined in avx512bf16 (CMakeLists.txt)
+SK_DECLARE_CPU_KERNELS(avx512bf16)

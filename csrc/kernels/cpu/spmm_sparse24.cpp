@@ -21,6 +21,7 @@
 // chunks (rows_wide_packed); without the buffer, b's columns in blocks of 8
 // vectors read in place.
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/scratch.h"
@@ -369,11 +370,202 @@ static int64_t rows(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, co
   return -1;
 }
 
+#if defined(__AVX512BF16__)
+// bf16, 2 <= n <= 16, AVX512-BF16 (the avx512bf16 copy of this file): a
+// group's two values are one dword (vals[2g] low, vals[2g + 1] high) and
+// vdpbf16ps multiplies a broadcast dword by NP dwords of b pairs, adding both
+// products to NP fp32 lanes: one instruction per group where the broadcast
+// form spends two FMAs, two broadcasts and two b-row conversions. The b pairs
+// come from a per-call copy of b (thread-local): for each whole group g < k / 4
+// and each of its 6 position pairs (i0 < i1), the dwords
+// (b[4g + i0, j], b[4g + i1, j]) for j < NP (zero past n), pair after pair,
+// 6 NP dwords per group (k = 4096, n = 16: 384 KiB; built in ~1 % of the
+// call). The group that straddles k (k % 4 != 0) is added in fp32 from b.
+// vdpbf16ps rounds each of its two adds to nearest even and treats subnormal
+// inputs and results as zero (bf16 subnormals are below 1.2e-38).
+// Offset (in dwords, per NP = 1) of a group's pair from its 4-bit meta
+// idx0 | idx1 << 2, pairs in the order (0,1) (0,2) (0,3) (1,2) (1,3) (2,3);
+// invalid nibbles (rejected by meta_row_ok before a row is used) map to 0.
+constexpr int kPairOfNibble[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 2, 4, 5, 0};
+constexpr int kPairLo[6] = {0, 0, 0, 1, 1, 2}, kPairHi[6] = {1, 2, 3, 2, 3, 3};
+
+template <int NP>
+struct DotVec;
+template <>
+struct DotVec<16> {
+  using V = __m512;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V add(V x, V y) { return _mm512_add_ps(x, y); }
+  static V dot(V acc, uint32_t pair, const uint32_t* bp) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32(int(pair)), (__m512bh)_mm512_loadu_si512(bp));
+  }
+  static void store(float* p, V x) { _mm512_storeu_ps(p, x); }
+  static void store_pairs(uint32_t* p, __m512i d) { _mm512_storeu_si512(p, d); }
+};
+template <>
+struct DotVec<8> {
+  using V = __m256;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V add(V x, V y) { return _mm256_add_ps(x, y); }
+  static V dot(V acc, uint32_t pair, const uint32_t* bp) {
+    return _mm256_dpbf16_ps(acc, (__m256bh)_mm256_set1_epi32(int(pair)),
+                            (__m256bh)_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp)));
+  }
+  static void store(float* p, V x) { _mm256_storeu_ps(p, x); }
+  static void store_pairs(uint32_t* p, __m512i d) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_castsi512_si256(d));
+  }
+};
+template <>
+struct DotVec<4> {
+  using V = __m128;
+  static V zero() { return _mm_setzero_ps(); }
+  static V add(V x, V y) { return _mm_add_ps(x, y); }
+  static V dot(V acc, uint32_t pair, const uint32_t* bp) {
+    return _mm_dpbf16_ps(acc, (__m128bh)_mm_set1_epi32(int(pair)),
+                         (__m128bh)_mm_loadu_si128(reinterpret_cast<const __m128i*>(bp)));
+  }
+  static void store(float* p, V x) { _mm_storeu_ps(p, x); }
+  static void store_pairs(uint32_t* p, __m512i d) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_castsi512_si128(d));
+  }
+};
+
+// The b pairs of the whole groups (layout above) into dst (6 * NP * (k / 4) dwords).
+template <int NP>
+static void build_b_pairs(const Sparse24SpmmArgs<bf16_t>& a, uint32_t* dst) {
+  const __mmask16 cols = __mmask16((1u << a.n) - 1u);
+  const int64_t full = a.k / 4;
+  for (int64_t g = 0; g < full; ++g, dst += 6 * NP) {
+    __m512i r[4];
+    for (int i = 0; i < 4; ++i)
+      r[i] = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(cols, a.b + (4 * g + i) * a.ldb));
+    for (int c = 0; c < 6; ++c)
+      DotVec<NP>::store_pairs(dst + c * NP, _mm512_or_si512(r[kPairLo[c]], _mm512_slli_epi32(r[kPairHi[c]], 16)));
+  }
+}
+
+// Byte offsets into the b pairs of the row's whole groups: offs[g] =
+// (6 g + pair(g)) * NP * 4, sixteen groups (four meta words) per step: the
+// nibbles split and interleaved into group order, the pair index looked up
+// with a byte shuffle (kPairOfNibble), widened and scaled. Scalar per-group
+// offset arithmetic (shift, mask, table load, address) was ~7 of the 10
+// instructions per group and held the loop near 3 cycles per group.
+template <int NP>
+static void pair_offsets(const uint16_t* meta, int64_t full, int32_t* offs) {
+  constexpr int kShift = NP == 16 ? 6 : NP == 8 ? 5 : 4;  // log2(NP * 4)
+  const __m128i lut = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 2, 4, 5, 0);
+  const __m128i lo4 = _mm_set1_epi8(0x0f);
+  const __m512i ramp = _mm512_setr_epi32(0, 6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 66, 72, 78, 84, 90);
+  int64_t g = 0;
+  for (; g + 16 <= full; g += 16) {
+    const __m128i x = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(meta + g / 4));
+    const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(x, lo4), _mm_and_si128(_mm_srli_epi16(x, 4), lo4));
+    const __m512i c = _mm512_cvtepu8_epi32(_mm_shuffle_epi8(lut, nib));
+    const __m512i base = _mm512_add_epi32(ramp, _mm512_set1_epi32(int(6 * g)));
+    _mm512_storeu_si512(offs + g, _mm512_slli_epi32(_mm512_add_epi32(c, base), kShift));
+  }
+  for (; g < full; ++g) {
+    const unsigned nib = (unsigned(meta[g >> 2]) >> ((g & 3) * 4)) & 0xfu;
+    offs[g] = int32_t((6 * g + kPairOfNibble[nib]) * NP * 4);
+  }
+}
+
+// One row: out[0..n) = the row @ b, the whole groups by vdpbf16ps on the b
+// pairs bp at the offsets of pair_offsets (8 independent accumulators: the
+// instruction's latency, 6 cycles on Zen 4, is several times its issue
+// interval), then the straddling group in fp32.
+template <int NP>
+static void row_bf16_dot(const Sparse24SpmmArgs<bf16_t>& a, const uint32_t* bp, const int32_t* offs,
+                         const bf16_t* vals, const uint16_t* meta, bf16_t* out) {
+  using D = DotVec<NP>;
+  const int64_t full = a.k / 4;
+  typename D::V acc[8];
+  for (int u = 0; u < 8; ++u) acc[u] = D::zero();
+  const char* bbytes = reinterpret_cast<const char*>(bp);
+  auto pair_at = [&](int64_t g) {
+    uint32_t p;
+    std::memcpy(&p, vals + 2 * g, sizeof p);
+    return p;
+  };
+  int64_t g = 0;
+  for (; g + 8 <= full; g += 8) {
+#pragma GCC unroll 8
+    for (int u = 0; u < 8; ++u)
+      acc[u] = D::dot(acc[u], pair_at(g + u), reinterpret_cast<const uint32_t*>(bbytes + offs[g + u]));
+  }
+  for (; g < full; ++g)
+    acc[g & 7] = D::dot(acc[g & 7], pair_at(g), reinterpret_cast<const uint32_t*>(bbytes + offs[g]));
+  for (int u = 1; u < 8; ++u) acc[0] = D::add(acc[0], acc[u]);
+  alignas(64) float sums[16];
+  D::store(sums, acc[0]);
+  for_each_entry(vals, meta, a.k, [&](int64_t col, bf16_t v) {
+    const bf16_t* brow = a.b + col * a.ldb;
+    for (int64_t j = 0; j < a.n; ++j) sums[j] += to_float(v) * to_float(brow[j]);
+  }, full);
+  for (int64_t j = 0; j < a.n; ++j) out[j] = from_float<bf16_t>(sums[j]);
+}
+
+__attribute__((noinline)) static FloatBuffer& thread_pairs() {
+  static thread_local FloatBuffer buf;
+  return buf;
+}
+
+// Rows [begin, end) by row_bf16_dot; the first bad row, -1, or -2 when the
+// pair buffer cannot be allocated (nothing written).
+template <int NP>
+static int64_t rows_bf16_dot(const Sparse24SpmmArgs<bf16_t>& a, int64_t begin, int64_t end) {
+  const int64_t full = a.k / 4;
+  // byte offsets into the pairs are int32
+  if ((6 * full + 6) * NP * 4 >= (int64_t(1) << 31)) return -2;
+  const int64_t olen = (full + 16) / 16 * 16;
+  FloatBuffer& buf = thread_pairs();
+  if (!buf.reserve(6 * NP * full + 2 * olen)) return -2;
+  uint32_t* bp = reinterpret_cast<uint32_t*>(buf.data);
+  build_b_pairs<NP>(a, bp);
+  // offsets of two rows: the next row's are computed before the current row's
+  // products, so its 512-bit stores have left the store queue when the
+  // products' 32-bit loads read them
+  int32_t* offs[2] = {reinterpret_cast<int32_t*>(buf.data + 6 * NP * full),
+                      reinterpret_cast<int32_t*>(buf.data + 6 * NP * full + olen)};
+  const int64_t kp = (a.k + 15) / 16 * 16;
+  pair_offsets<NP>(a.meta + begin * (kp / 16), full, offs[0]);
+  for (int64_t i = begin; i < end; ++i) {
+    const uint16_t* meta = a.meta + i * (kp / 16);
+    if (!meta_row_ok(meta, kp / 16)) return i;
+    if (i + 1 < end) pair_offsets<NP>(meta + kp / 16, full, offs[(i - begin + 1) & 1]);
+    if (i + 2 < a.m) {  // prefetch the values of the row after next, as rows() does
+      const char* nv = reinterpret_cast<const char*>(a.values + (i + 2) * (kp / 2));
+      for (int64_t o = 0; o < (kp / 2) * int64_t(sizeof(bf16_t)); o += 64) __builtin_prefetch(nv + o);
+    }
+    row_bf16_dot<NP>(a, bp, offs[(i - begin) & 1], a.values + i * (kp / 2), meta, a.out + i * a.ldo);
+  }
+  return -1;
+}
+
+static int64_t sparse24_bf16_dot(const Sparse24SpmmArgs<bf16_t>& a, int64_t begin, int64_t end) {
+  return a.n <= 4 ? rows_bf16_dot<4>(a, begin, end) : a.n <= 8 ? rows_bf16_dot<8>(a, begin, end)
+                                                              : rows_bf16_dot<16>(a, begin, end);
+}
+#endif  // __AVX512BF16__
+
 }  // namespace
 
 template <typename T>
 void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int64_t* first_bad) {
   int64_t bad = -1;
+#if defined(__AVX512BF16__)
+  if constexpr (std::is_same_v<T, bf16_t>) {
+    if (a.n >= 2 && a.n <= 16 && begin < end) {
+      bad = sparse24_bf16_dot(a, begin, end);
+      if (bad != -2) {
+        *first_bad = bad;
+        return;
+      }
+      bad = -1;
+    }
+  }
+#endif
   // 2 <= n <= kSelectMaxN: b transposed per 16-row block once per call
   // (thread-local buffer)
   const float* bt = nullptr;

@@ -62,7 +62,7 @@ at::Tensor bitmap_spmm_cpu(const at::Tensor& group_offsets, const at::Tensor& bi
                                       values.numel()};
     const int64_t bad = parallel_first_bad(group_rows, spmm_row_grain(group_rows, values.numel(), n),
                                            [&](int64_t begin, int64_t end, int64_t* first) {
-                                             SK_CPU_CALL(bitmap_spmm, args, begin, end, first);
+                                             SK_CPU_CALL_BF16DOT(CpuIsa::avx512bf16, bitmap_spmm, args, begin, end, first);
                                            });
     if (bad >= 0) raise_from_validator(op, validate);
   });

@@ -1,4 +1,6 @@
 // CPU glue for sparse::sparse24_spmm: checks -> validation -> kernel.
+#include <type_traits>
+
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -56,7 +58,7 @@ at::Tensor sparse24_spmm_cpu(const at::Tensor& values, const at::Tensor& meta, c
     // Each row stores k / 2 elements.
     const int64_t bad =
         parallel_first_bad(m, spmm_row_grain(m, m * (k / 2), n), [&](int64_t begin, int64_t end, int64_t* first) {
-          SK_CPU_CALL_AT_MOST(spmm_narrow_n_isa_cap(n), sparse24_spmm, args, begin, end, first);
+          SK_CPU_CALL_BF16DOT(sparse24_spmm_isa_cap(n, std::is_same_v<T, bf16_t>), sparse24_spmm, args, begin, end, first);
         });
     if (bad >= 0) raise_from_validator(op, validate);
   });
