@@ -10,6 +10,12 @@ import torch
 
 from conftest import DTYPES, assert_matches_reference, random_dense, random_sparse
 
+
+@pytest.fixture
+def isa(isa_all):
+    """Every CPU variant, avx512bf16 included: bf16 bitmap SpMM has vdpbf16ps paths there."""
+    return isa_all
+
 SIZES = [0, 1, 7, 33, 65, 1025]
 NS = [0, 1, 7, 16, 33]
 U64 = 2**64
@@ -181,6 +187,43 @@ def test_bitmap_spmm_tile_and_decode_paths(isa, spmm_device, dtype, n, density):
     out = torch.ops.sparse.bitmap_spmm(*packed_on(a, spmm_device), b, 97)
     ref, same = ref_and_torch(a, b, dtype)
     assert_matches_reference(out, ref, dtype, same)
+
+
+@pytest.mark.parametrize("n", [9, 16, 33, 64, 65, 130])
+@pytest.mark.parametrize("k", [63, 64, 65, 131, 200])
+def test_bitmap_spmm_bf16_tile_path(isa, n, k):
+    """bf16 through the dense tile (avx512bf16: the group expanded in bf16 and multiplied by b's rows in
+    pairs, the last pair half past k when k is odd, 64-column chunks with a partial last one), b contiguous
+    and with a row stride; the last group's values end the array (masked loads there)."""
+    a = random_sparse(71, k, 0.6, torch.bfloat16, empty_rows=(0, 70))
+    parts = pack(a)
+    past = random_dense(k + 1, n, dtype=torch.bfloat16, seed=n)
+    past[k] = float("nan")  # the row after b's last: a copy that read it would put NaN in every row
+    for b in (random_dense(k, n, dtype=torch.bfloat16, seed=n),
+              random_dense(k, n + 9, dtype=torch.bfloat16, seed=n)[:, 4 : 4 + n], past[:k]):
+        out = torch.ops.sparse.bitmap_spmm(*parts, b, 71)
+        assert_matches_reference(out, a.double() @ b.double(), torch.bfloat16, a @ b)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_bitmap_spmm_bf16_tile_path_non_finite_b(isa, bad):
+    """bf16, n = 130 at 70 %: the 64-column chunk of b holding a non-finite value is decoded instead of
+    going through the tile, so only the rows that store its row of b see it."""
+    n, col = 130, 70
+    a = random_sparse(70, 90, 0.7, torch.bfloat16)
+    a[:, 13] = 0
+    a[[4, 40, 69], 13] = 1.5
+    b = random_dense(90, n, dtype=torch.bfloat16)
+    b[13, col] = bad
+    out = torch.ops.sparse.bitmap_spmm(*pack(a), b, 70)
+    hit = torch.zeros(70, dtype=torch.bool)
+    hit[[4, 40, 69]] = True
+    assert not out[hit, col].isfinite().any()
+    assert out[~hit].isfinite().all(), "a non-finite b value reached a row that does not store its column"
+    b_ok = b.clone()
+    b_ok[13, col] = 0.0
+    ref = a.double() @ b_ok.double()
+    assert_matches_reference(out[~hit], ref[~hit], torch.bfloat16, (a @ b_ok)[~hit])
 
 
 @pytest.mark.parametrize("n", [16, 100])
