@@ -175,11 +175,12 @@ def test_bitmap_spmm_path_boundaries(isa, spmm_device, n):
 
 # The CPU kernel multiplies n >= 9 columns either through a dense 64 x 64 tile
 # per group (density above a threshold that grows with n: 0.25 up to n = 16,
-# 0.35 up to 64, 0.5 above) or through per-row decoded lists. Each case below is
-# run at a density on each side of every threshold.
+# 0.35 up to 64, 0.5 above; bf16 under avx512bf16 0.05, 0.2, 0.25) or through
+# per-row decoded lists. Each case below is run at a density on each side of
+# every threshold.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [9, 16, 17, 24, 30, 40, 60, 64, 65, 130])
-@pytest.mark.parametrize("density", [0.1, 0.3, 0.45, 0.7, 1.0])
+@pytest.mark.parametrize("density", [0.03, 0.1, 0.22, 0.3, 0.45, 0.7, 1.0])
 def test_bitmap_spmm_tile_and_decode_paths(isa, spmm_device, dtype, n, density):
     """Odd m and k (edge groups in both directions), several 64-column chunks, every dtype."""
     a = random_sparse(97, 131, density, dtype, device=spmm_device, empty_rows=(0, 64, 96))
