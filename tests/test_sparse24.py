@@ -137,6 +137,18 @@ def test_sparse24_spmm_bf16_small_n(isa, n, k):
                              a @ bw)
 
 
+@pytest.mark.parametrize("n", [3, 8, 16])
+@pytest.mark.parametrize("m,k", [(33, 257), (70, 1030), (65, 1100), (31, 2051)])
+def test_sparse24_spmm_bf16_row_tiles_and_k_chunks(isa, m, k, n):
+    """bf16 small n in row tiles of 32 with k in chunks of 1024 / NP groups (avx512bf16): partial last tiles,
+    several chunks with a partial last one, the straddling group after them."""
+    a = random_24(m, k, torch.bfloat16, seed=m)
+    parts = torch.ops.sparse.dense_to_sparse24(a)
+    b = random_dense(k, n, dtype=torch.bfloat16, seed=k)
+    assert_matches_reference(torch.ops.sparse.sparse24_spmm(*parts, b), a.double() @ b.double(), torch.bfloat16,
+                             a @ b)
+
+
 @pytest.mark.parametrize("n", [2, 7, 16])
 @pytest.mark.parametrize("k", [5, 37, 70])
 def test_sparse24_spmm_bf16_padding_never_read(isa, n, k):
