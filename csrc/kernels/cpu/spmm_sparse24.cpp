@@ -516,13 +516,17 @@ static void chunk_bf16_dot(const uint32_t* bp, int32_t* offs, const bf16_t* vals
   D::store(acc, c[0]);
 }
 
-// Groups per k chunk: the chunk's b pairs (6 NP dwords per group) take 24 KiB,
-// so they stay in L1 while a tile of rows uses them. Read across all of k,
-// the pairs (96 KiB at NP = 4, 384 KiB at 16) came from L2, one line per group:
-// measured in isolation 0.96 vs 0.57 ns per group at NP = 4, 0.88 vs 0.74 at 16.
+// Groups per k chunk: the chunk's b pairs (6 NP dwords per group) take 24 KiB
+// at NP = 4 and 8, so they stay in L1 while a tile of rows uses them. Read
+// across all of k, the pairs (96 KiB at NP = 4, 384 KiB at 16) came from L2,
+// one line per group: measured in isolation 0.96 vs 0.57 ns per group at
+// NP = 4, 0.88 vs 0.74 at 16. At NP = 16 the chunk is 128 groups (48 KiB):
+// with 64 the per-(row, chunk) work (offsets, 8 accumulators) cost more than
+// L1 saved (4096^2: 2.04 vs 1.91 ms; 32 groups: 3.75 ms); 48 KiB chunks at
+// NP = 4 took 2.11 ms against 1.29.
 template <int NP>
 constexpr int64_t pair_chunk_groups() {
-  return 1024 / NP;
+  return NP == 16 ? 128 : 1024 / NP;
 }
 constexpr int64_t kPairTileRows = 32;
 
