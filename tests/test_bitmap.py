@@ -206,6 +206,28 @@ def test_bitmap_spmm_bf16_tile_path(isa, n, k):
         assert_matches_reference(out, a.double() @ b.double(), torch.bfloat16, a @ b)
 
 
+@pytest.mark.parametrize("m,k", [(1, 1), (9, 63), (71, 65), (130, 200), (64, 1030)])
+def test_bitmap_spmm_bf16_single_column(isa, m, k):
+    """bf16, n = 1 (avx512bf16: tile rows expanded in bf16 and multiplied with vdpbf16ps against b's column
+    copied in bf16, zero past k): b contiguous, strided, and with NaN in the row after its last; a
+    non-finite b value reaches only the rows that store its row of b."""
+    a = random_sparse(m, k, 0.4, torch.bfloat16, empty_rows=(0,))
+    parts = pack(a)
+    past = random_dense(k + 1, 1, dtype=torch.bfloat16, seed=k)
+    past[k] = float("nan")
+    for b in (random_dense(k, 1, dtype=torch.bfloat16, seed=k), random_dense(k, 3, dtype=torch.bfloat16)[:, 1:2],
+              past[:k]):
+        out = torch.ops.sparse.bitmap_spmm(*parts, b, m)
+        assert_matches_reference(out, a.double() @ b.double(), torch.bfloat16, a @ b)
+    b = random_dense(k, 1, dtype=torch.bfloat16, seed=k)
+    c = k // 2
+    b[c, 0] = float("nan")
+    out = torch.ops.sparse.bitmap_spmm(*parts, b, m)
+    hit = a[:, c] != 0
+    assert not out[hit, 0].isfinite().any()
+    assert out[~hit].isfinite().all(), "a non-finite b value reached a row that does not store its column"
+
+
 @pytest.mark.parametrize("bad", [float("inf"), float("nan")])
 def test_bitmap_spmm_bf16_tile_path_non_finite_b(isa, bad):
     """bf16, n = 130 at 70 %: the 64-column chunk of b holding a non-finite value is decoded instead of

@@ -215,6 +215,86 @@ static inline void group_dot_expand(const uint64_t* masks, const uint16_t* start
   }
 }
 
+#if defined(__AVX512BF16__)
+// Byte-shuffle controls that expand a tile row of bf16 values: for row byte x,
+// word lane i takes the next packed value (bytes 2r, 2r + 1, r the number of
+// set bits of x below i) when bit i is set, else zero (0x80).
+struct ExpandShuffles {
+  alignas(16) uint8_t c[256][16];
+  constexpr ExpandShuffles() : c{} {
+    for (int x = 0; x < 256; ++x) {
+      int r = 0;
+      for (int i = 0; i < 8; ++i) {
+        const bool set = (x >> i) & 1;
+        c[x][2 * i] = set ? uint8_t(2 * r) : 0x80;
+        c[x][2 * i + 1] = set ? uint8_t(2 * r + 1) : 0x80;
+        r += set;
+      }
+    }
+  }
+};
+static constexpr ExpandShuffles kExpandShuffles{};
+
+// The 8 bf16 values of a tile row with mask byte `byte` whose packed values
+// start at v, expanded into their lanes (zeros elsewhere). kSafe: 8 values
+// readable from v; else a masked load of the row's count.
+template <bool kSafe>
+static inline __m128i expand_row_bf16(const bf16_t* v, unsigned byte, int cnt) {
+  const __m128i src = kSafe ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(v))
+                            : _mm_maskz_loadu_epi16(__mmask8((1u << cnt) - 1u), v);
+  return _mm_shuffle_epi8(src, _mm_load_si128(reinterpret_cast<const __m128i*>(kExpandShuffles.c[byte])));
+}
+
+// n == 1, bf16 under avx512bf16: group_dot_expand with the tile rows expanded
+// in bf16 (a byte shuffle, no widening) and multiplied by b's 8 values of the
+// tile's columns (bt16: b's column in bf16, zero past k) with vdpbf16ps: four
+// fp32 lanes of pair sums per row, reduced once per tile row of the group.
+template <bool kSafe>
+static inline void group_dot_expand_bf16(const uint64_t* masks, const uint16_t* starts, const bf16_t* vals,
+                                         const uint16_t* bt16, float* acc) {
+  for (int fr = 0; fr < 4; ++fr) {
+    for (int qr = 0; qr < 2; ++qr) {
+      __m128 r[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm_setzero_ps();
+      for (int fc = 0; fc < 4; ++fc) {
+        for (int qc = 0; qc < 2; ++qc) {
+          const int t = (fr * 4 + fc) * 4 + qr + 2 * qc;
+          const uint64_t mask = masks[t];
+          if (mask == 0) continue;
+          const __m128bh bv = (__m128bh)_mm_loadu_si128(reinterpret_cast<const __m128i*>(bt16 + fc * 16 + qc * 8));
+          const bf16_t* v = vals + starts[t];
+          uint64_t rest = mask;
+          for (int i = 0; i < 8; ++i, rest >>= 8) {
+            const unsigned byte = unsigned(rest) & 0xffu;
+            const int cnt = __builtin_popcount(byte);
+            r[i] = _mm_dpbf16_ps(r[i], (__m128bh)expand_row_bf16<kSafe>(v, byte, cnt), bv);
+            v += cnt;
+          }
+        }
+      }
+      // lane sums of rows 0-3 and 4-7 (hadd twice gives [sum r0, sum r1, sum r2, sum r3])
+      const __m128 s0 = _mm_hadd_ps(_mm_hadd_ps(r[0], r[1]), _mm_hadd_ps(r[2], r[3]));
+      const __m128 s1 = _mm_hadd_ps(_mm_hadd_ps(r[4], r[5]), _mm_hadd_ps(r[6], r[7]));
+      float* out = acc + fr * 16 + qr * 8;
+      _mm_storeu_ps(out, _mm_add_ps(_mm_loadu_ps(out), s0));
+      _mm_storeu_ps(out + 4, _mm_add_ps(_mm_loadu_ps(out + 4), s1));
+    }
+  }
+}
+
+// b's column (n == 1, row stride ldb) in bf16 into dst, zero for rows
+// rows .. rows_pad; returns whether every element is finite.
+static inline bool copy_column_bf16(const bf16_t* b, int64_t ldb, int64_t rows, int64_t rows_pad, uint16_t* dst) {
+  uint32_t bad = 0;
+  for (int64_t c = 0; c < rows_pad; ++c) {
+    const uint16_t x = c < rows ? b[c * ldb].bits : uint16_t(0);
+    dst[c] = x;
+    bad |= uint32_t((x & 0x7f80u) == 0x7f80u);
+  }
+  return bad == 0;
+}
+#endif  // __AVX512BF16__
+
 // 2 <= N <= 8, expansion: acc[lr, 0..N) += row lr of the group @ b[col0 ..
 // col0 + 64, 0..N) (acc's rows 8 floats apart, lanes N..7 left 0), with bt = b in 8-row blocks transposed (transpose_row_blocks)
 // offset to the group's first block. Row by row, the row's 8 tile bytes expand
@@ -393,28 +473,8 @@ static inline void tile_times_b(const float* tile, const float* bp, int64_t ncp,
 // fp32 lane: half the instructions of the fp32 tile product (FMA bound), from
 // a copy of b's column chunk in row pairs (copy_column_pairs).
 //
-// Byte-shuffle controls that expand a tile row: for row byte x, word lane i
-// takes the next packed value (bytes 2r, 2r + 1, r the number of set bits of x
-// below i) when bit i is set, else zero (0x80).
-struct ExpandShuffles {
-  alignas(16) uint8_t c[256][16];
-  constexpr ExpandShuffles() : c{} {
-    for (int x = 0; x < 256; ++x) {
-      int r = 0;
-      for (int i = 0; i < 8; ++i) {
-        const bool set = (x >> i) & 1;
-        c[x][2 * i] = set ? uint8_t(2 * r) : 0x80;
-        c[x][2 * i + 1] = set ? uint8_t(2 * r + 1) : 0x80;
-        r += set;
-      }
-    }
-  }
-};
-static constexpr ExpandShuffles kExpandShuffles{};
-
 // The group into tile (64 x 64 bf16 bits, row-major, zeros where no bit is
-// set), tile row by tile row: 8 packed values (kSafe: readable whole; else a
-// masked load of the row's count) shuffled into place by the row byte.
+// set), tile row by tile row (expand_row_bf16).
 template <bool kSafe>
 static inline void expand_group_bf16(const uint64_t* masks, const uint16_t* starts, const bf16_t* vals,
                                      uint16_t* tile) {
@@ -432,10 +492,7 @@ static inline void expand_group_bf16(const uint64_t* masks, const uint16_t* star
     for (int i = 0; i < 8; ++i, rest >>= 8) {
       const unsigned byte = unsigned(rest) & 0xffu;
       const int cnt = __builtin_popcount(byte);
-      const __m128i src = kSafe ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(v))
-                                : _mm_maskz_loadu_epi16(__mmask8((1u << cnt) - 1u), v);
-      const __m128i ctl = _mm_load_si128(reinterpret_cast<const __m128i*>(kExpandShuffles.c[byte]));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i * kGroup), _mm_shuffle_epi8(src, ctl));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i * kGroup), expand_row_bf16<kSafe>(v, byte, cnt));
       v += cnt;
     }
   }
@@ -561,6 +618,16 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
     if (plan.mode == Mode::kExpand) {
       const float* bt = plan.bt + col0 * a.n;  // block col0 / 8, n * 8 floats per block
       if (a.n == 1) {
+#if defined(__AVX512BF16__)
+        if constexpr (std::is_same_v<T, bf16_t>) {  // plan.bt holds b's column in bf16 (copy_column_bf16)
+          const uint16_t* bt16 = reinterpret_cast<const uint16_t*>(plan.bt) + col0;
+          if (safe)
+            group_dot_expand_bf16<true>(masks, sc.starts, vals, bt16, sc.acc);
+          else
+            group_dot_expand_bf16<false>(masks, sc.starts, vals, bt16, sc.acc);
+          continue;
+        }
+#endif
         if (safe)
           group_dot_expand<true>(masks, sc.starts, vals, bt, sc.acc);
         else
@@ -696,6 +763,14 @@ void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end, int64_t
     return;
   }
   if (a.n <= kExpandMaxN) {
+#if defined(__AVX512BF16__)
+    if constexpr (std::is_same_v<T, bf16_t>) {
+      if (a.n == 1 && buf.reserve(kpad / 2) &&
+          copy_column_bf16(a.b, a.ldb, a.k, kpad, reinterpret_cast<uint16_t*>(buf.data)))
+        plan = Plan{Mode::kExpand, buf.data, 1};
+    }
+    if (!(std::is_same_v<T, bf16_t> && a.n == 1))
+#endif
     // b in 8-row blocks, transposed; false when b holds a NaN or infinity
     if (buf.reserve(a.n * kpad) && transpose_row_blocks(a.b, a.ldb, a.k, kpad, a.n, 8, buf.data))
       plan = Plan{Mode::kExpand, buf.data, 1};
