@@ -206,25 +206,26 @@ def test_bitmap_spmm_bf16_tile_path(isa, n, k):
         assert_matches_reference(out, a.double() @ b.double(), torch.bfloat16, a @ b)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8])
 @pytest.mark.parametrize("m,k", [(1, 1), (9, 63), (71, 65), (130, 200), (64, 1030)])
-def test_bitmap_spmm_bf16_single_column(isa, m, k):
-    """bf16, n = 1 (avx512bf16: tile rows expanded in bf16 and multiplied with vdpbf16ps against b's column
-    copied in bf16, zero past k): b contiguous, strided, and with NaN in the row after its last; a
-    non-finite b value reaches only the rows that store its row of b."""
+def test_bitmap_spmm_bf16_expansion(isa, m, k, n):
+    """bf16, n <= 8 (avx512bf16, n != 2: tile rows expanded in bf16 and multiplied with vdpbf16ps against
+    b copied in bf16, zero past k, in 8-row blocks of 4 or 8 columns): b contiguous, strided, and with NaN
+    in the row after its last; a non-finite b value reaches only the rows that store its row of b."""
     a = random_sparse(m, k, 0.4, torch.bfloat16, empty_rows=(0,))
     parts = pack(a)
-    past = random_dense(k + 1, 1, dtype=torch.bfloat16, seed=k)
+    past = random_dense(k + 1, n, dtype=torch.bfloat16, seed=k)
     past[k] = float("nan")
-    for b in (random_dense(k, 1, dtype=torch.bfloat16, seed=k), random_dense(k, 3, dtype=torch.bfloat16)[:, 1:2],
-              past[:k]):
+    for b in (random_dense(k, n, dtype=torch.bfloat16, seed=k),
+              random_dense(k, n + 3, dtype=torch.bfloat16)[:, 1 : 1 + n], past[:k]):
         out = torch.ops.sparse.bitmap_spmm(*parts, b, m)
         assert_matches_reference(out, a.double() @ b.double(), torch.bfloat16, a @ b)
-    b = random_dense(k, 1, dtype=torch.bfloat16, seed=k)
+    b = random_dense(k, n, dtype=torch.bfloat16, seed=k)
     c = k // 2
-    b[c, 0] = float("nan")
+    b[c, n - 1] = float("nan")
     out = torch.ops.sparse.bitmap_spmm(*parts, b, m)
     hit = a[:, c] != 0
-    assert not out[hit, 0].isfinite().any()
+    assert not out[hit, n - 1].isfinite().any()
     assert out[~hit].isfinite().all(), "a non-finite b value reached a row that does not store its column"
 
 
