@@ -144,6 +144,20 @@ def test_spmm_t_last_columns(isa, fmt, n, dtype):
     check_spmm_t(fmt, index, values, random_dense(70, n, dtype=dtype, seed=n), 70, 45)
 
 
+@pytest.mark.parametrize("d", [1, 17, 31, 32, 33, 64, 100, 128])
+@pytest.mark.parametrize("fmt", ["bsr", "bitmap", "sparse24"])
+def test_sddmm_bf16_every_isa(isa_all, fmt, d):
+    """bf16 format SDDMM in every CPU variant, avx512bf16 included (dot products by vdpbf16ps, 32 elements per
+    step, the last < 32 by masked loads): d around the step, x and y contiguous and strided."""
+    m, k = 70, 131
+    index, values = random_pattern(fmt, m, k, dtype=torch.bfloat16)
+    check_sddmm(fmt, index, values, random_dense(m, d, dtype=torch.bfloat16, seed=d),
+                random_dense(k, d, dtype=torch.bfloat16, seed=d + 1))
+    xs = random_dense(m, d + 5, dtype=torch.bfloat16, seed=d)[:, 2 : 2 + d]
+    ys = random_dense(k, d + 3, dtype=torch.bfloat16, seed=d + 1)[:, 1 : 1 + d]
+    check_sddmm(fmt, index, values, xs, ys)
+
+
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
 @pytest.mark.parametrize("density", [0.0, 1.0, 0.05])
 @pytest.mark.parametrize("fmt", ["csr", "bsr"])

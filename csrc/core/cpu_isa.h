@@ -11,8 +11,9 @@
 
 namespace sk {
 
-// avx512bf16 runs every kernel's avx512 copy except bf16 bitmap and 2:4 SpMM,
-// which have a fourth copy compiled with -mavx512bf16 (SK_CPU_CALL_BF16DOT).
+// avx512bf16 runs every kernel's avx512 copy except bitmap and 2:4 SpMM and the
+// BSR / bitmap / 2:4 SDDMM, which have a fourth copy compiled with
+// -mavx512bf16 (SK_CPU_CALL_BF16DOT) that differs in bf16 only.
 enum class CpuIsa { scalar = 0, avx2 = 1, avx512 = 2, avx512bf16 = 3 };
 
 const char* cpu_isa_name(CpuIsa isa);
@@ -49,7 +50,7 @@ void set_cpu_isa(const std::string& name);
   } while (0)
 
 // SK_CPU_CALL_AT_MOST for the kernels that also have an avx512bf16 copy
-// (bitmap and 2:4 SpMM: CMakeLists.txt, SK_CPU_BF16DOT_SRCS).
+// (CMakeLists.txt, SK_CPU_BF16DOT_SRCS).
 #define SK_CPU_CALL_BF16DOT(CAP, FN, ...)                                                          \
   do {                                                                                             \
     const ::sk::CpuIsa sk_isa_ = ::sk::active_cpu_isa();                                           \

@@ -163,3 +163,5 @@ struct Sparse24SddmmArgs {
 SK_DECLARE_CPU_GRAD_KERNELS(scalar)
 SK_DECLARE_CPU_GRAD_KERNELS(avx2)
 SK_DECLARE_CPU_GRAD_KERNELS(avx512)
+// only bsr_sddmm, bitmap_sddmm and sparse24_sddmm are defined in avx512bf16 (CMakeLists.txt)
+SK_DECLARE_CPU_GRAD_KERNELS(avx512bf16)

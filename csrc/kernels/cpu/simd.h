@@ -735,6 +735,50 @@ static inline float vdot(const T* a, const T* b, int64_t d) {
   return acc;
 }
 
+#if defined(__AVX512BF16__)
+// bf16 under avx512bf16 (the SDDMM kernels' copy compiled with -mavx512bf16):
+// vdot / vdot4 / vdot4_pairs by vdpbf16ps, 32 bf16 (16 pairs) per instruction
+// and no widening; the last < 32 elements by masked loads (zeros add nothing).
+// Each add rounds to nearest even; subnormal inputs and results are zero.
+// Plain overloads: for bf16_t they are chosen over the templates.
+static inline __m512bh bf16_load32(const bf16_t* p, int64_t left) {
+  const __mmask32 m = left >= 32 ? ~__mmask32(0) : __mmask32((uint32_t(1) << left) - 1u);
+  return (__m512bh)_mm512_maskz_loadu_epi16(m, p);
+}
+static inline float vdot(const bf16_t* a, const bf16_t* b, int64_t d) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 64 <= d; j += 64) {
+    s0 = _mm512_dpbf16_ps(s0, bf16_load32(a + j, 32), bf16_load32(b + j, 32));
+    s1 = _mm512_dpbf16_ps(s1, bf16_load32(a + j + 32, 32), bf16_load32(b + j + 32, 32));
+  }
+  for (; j < d; j += 32) s0 = _mm512_dpbf16_ps(s0, bf16_load32(a + j, d - j), bf16_load32(b + j, d - j));
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+static inline void vdot4(const bf16_t* x, const bf16_t* y0, const bf16_t* y1, const bf16_t* y2, const bf16_t* y3,
+                         int64_t d, float* r) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  for (int64_t j = 0; j < d; j += 32) {
+    const __m512bh xv = bf16_load32(x + j, d - j);
+    s0 = _mm512_dpbf16_ps(s0, xv, bf16_load32(y0 + j, d - j));
+    s1 = _mm512_dpbf16_ps(s1, xv, bf16_load32(y1 + j, d - j));
+    s2 = _mm512_dpbf16_ps(s2, xv, bf16_load32(y2 + j, d - j));
+    s3 = _mm512_dpbf16_ps(s3, xv, bf16_load32(y3 + j, d - j));
+  }
+  vhsum4(VecF{s0}, VecF{s1}, VecF{s2}, VecF{s3}, r);
+}
+static inline void vdot4_pairs(const bf16_t* const* x, const bf16_t* const* y, int64_t d, float* r) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  for (int64_t j = 0; j < d; j += 32) {
+    s0 = _mm512_dpbf16_ps(s0, bf16_load32(x[0] + j, d - j), bf16_load32(y[0] + j, d - j));
+    s1 = _mm512_dpbf16_ps(s1, bf16_load32(x[1] + j, d - j), bf16_load32(y[1] + j, d - j));
+    s2 = _mm512_dpbf16_ps(s2, bf16_load32(x[2] + j, d - j), bf16_load32(y[2] + j, d - j));
+    s3 = _mm512_dpbf16_ps(s3, bf16_load32(x[3] + j, d - j), bf16_load32(y[3] + j, d - j));
+  }
+  vhsum4(VecF{s0}, VecF{s1}, VecF{s2}, VecF{s3}, r);
+}
+#endif
+
 // r[q] = dot(x[0..d), yq[0..d)), q = 0..3, in fp32: each vector of x is loaded
 // once for the four y rows and the four dot products run as independent FMA
 // chains (two per product when d >= 2 kW: 8 chains), one vhsum4 at the end,

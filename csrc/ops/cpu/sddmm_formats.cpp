@@ -94,7 +94,7 @@ at::Tensor bsr_sddmm_cpu(const at::Tensor& block_row_ptr, const at::Tensor& bloc
                                          xx.stride(0),
                                          yy.stride(0)};
       at::parallel_for(0, row_blocks, sddmm_grain(per_row_block, d),
-                       [&](int64_t begin, int64_t end) { SK_CPU_CALL(bsr_sddmm, args, begin, end); });
+                       [&](int64_t begin, int64_t end) { SK_CPU_CALL_BF16DOT(CpuIsa::avx512bf16, bsr_sddmm, args, begin, end); });
     });
   });
   return out;
@@ -152,7 +152,7 @@ at::Tensor bitmap_sddmm_cpu(const at::Tensor& group_offsets, const at::Tensor& b
                                        xx.stride(0),
                                        yy.stride(0)};
     at::parallel_for(0, groups, sddmm_grain(per_group, d),
-                     [&](int64_t begin, int64_t end) { SK_CPU_CALL(bitmap_sddmm, args, begin, end); });
+                     [&](int64_t begin, int64_t end) { SK_CPU_CALL_BF16DOT(CpuIsa::avx512bf16, bitmap_sddmm, args, begin, end); });
   });
   return out;
 }
@@ -199,7 +199,7 @@ at::Tensor sparse24_sddmm_cpu(const at::Tensor& meta, const at::Tensor& x, const
                                          xx.stride(0),
                                          yy.stride(0)};
     at::parallel_for(0, m, sddmm_grain(k / 2, d),
-                     [&](int64_t begin, int64_t end) { SK_CPU_CALL(sparse24_sddmm, args, begin, end); });
+                     [&](int64_t begin, int64_t end) { SK_CPU_CALL_BF16DOT(CpuIsa::avx512bf16, sparse24_sddmm, args, begin, end); });
   });
   return out;
 }
