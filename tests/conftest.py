@@ -17,9 +17,9 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 HAS_CUDA = torch.cuda.is_available() and bool(sk.BUILD_INFO["cuda_archs"])
 
 
-# The kernel variants. avx512bf16 differs from avx512 only in bf16 bitmap and 2:4 SpMM (the two files
-# compiled a fourth time), so only their test modules run it (isa_all, used as their `isa`); elsewhere it
-# would repeat the avx512 run.
+# The kernel variants. avx512bf16 differs from avx512 only in bf16 bitmap and 2:4 SpMM and format SDDMM
+# (the files compiled a fourth time), so only their tests run it (isa_all); elsewhere it would repeat the
+# avx512 run.
 KERNEL_ISAS = tuple(i for i in sk._lib.CPU_ISAS if i != "avx512bf16")
 
 
