@@ -32,31 +32,21 @@ void set_cpu_isa(const std::string& name);
 // SK_CPU_CALL, but never above `cap` (a CpuIsa): for the shapes where a
 // narrower variant was measured faster on an AVX-512 CPU (docs/performance.md,
 // issue 5 targets of the seventh session). The active ISA still caps it.
-#define SK_CPU_CALL_AT_MOST(CAP, FN, ...)                                                          \
-  do {                                                                                             \
-    const ::sk::CpuIsa sk_isa_ = ::sk::active_cpu_isa();                                           \
-    switch (static_cast<int>(sk_isa_) < static_cast<int>(CAP) ? sk_isa_ : (CAP)) {                 \
-      case ::sk::CpuIsa::avx512bf16: /* no avx512bf16 copy: its avx512 one */                     \
-      case ::sk::CpuIsa::avx512:                                                                   \
-        ::sk::cpu::avx512::FN(__VA_ARGS__);                                                        \
-        break;                                                                                     \
-      case ::sk::CpuIsa::avx2:                                                                     \
-        ::sk::cpu::avx2::FN(__VA_ARGS__);                                                          \
-        break;                                                                                     \
-      default:                                                                                     \
-        ::sk::cpu::scalar::FN(__VA_ARGS__);                                                        \
-        break;                                                                                     \
-    }                                                                                              \
-  } while (0)
+// avx512bf16 runs the avx512 copy (only the files of SK_CPU_CALL_BF16DOT have
+// an avx512bf16 one).
+#define SK_CPU_CALL_AT_MOST(CAP, FN, ...) SK_CPU_DISPATCH_(CAP, avx512, FN, __VA_ARGS__)
 
 // SK_CPU_CALL_AT_MOST for the kernels that also have an avx512bf16 copy
 // (CMakeLists.txt, SK_CPU_BF16DOT_SRCS).
-#define SK_CPU_CALL_BF16DOT(CAP, FN, ...)                                                          \
+#define SK_CPU_CALL_BF16DOT(CAP, FN, ...) SK_CPU_DISPATCH_(CAP, avx512bf16, FN, __VA_ARGS__)
+
+// min(active ISA, CAP) -> sk::cpu::<isa>::FN(args...), avx512bf16 to namespace BF16NS.
+#define SK_CPU_DISPATCH_(CAP, BF16NS, FN, ...)                                                     \
   do {                                                                                             \
     const ::sk::CpuIsa sk_isa_ = ::sk::active_cpu_isa();                                           \
     switch (static_cast<int>(sk_isa_) < static_cast<int>(CAP) ? sk_isa_ : (CAP)) {                 \
       case ::sk::CpuIsa::avx512bf16:                                                               \
-        ::sk::cpu::avx512bf16::FN(__VA_ARGS__);                                                    \
+        ::sk::cpu::BF16NS::FN(__VA_ARGS__);                                                        \
         break;                                                                                     \
       case ::sk::CpuIsa::avx512:                                                                   \
         ::sk::cpu::avx512::FN(__VA_ARGS__);                                                        \
@@ -76,11 +66,10 @@ namespace sk {
 // twice what the AVX2 kernel's 256-bit one does; measured 1.15-1.66x (CSR)
 // and 1.06-1.42x (2:4) slower than AVX2 there, so these run the AVX2 kernel.
 inline CpuIsa spmm_narrow_n_isa_cap(int64_t n) { return n >= 2 && n <= 8 ? CpuIsa::avx2 : CpuIsa::avx512; }
-// 2:4 SpMM: bf16 with 2 <= n <= 16 under avx512bf16 takes the vdpbf16ps kernel
-// (no narrow-n cap); otherwise spmm_narrow_n_isa_cap.
+// 2:4 SpMM: bf16 under avx512bf16 runs that copy (its vdpbf16ps kernel takes
+// the narrow n; it decides which n); otherwise spmm_narrow_n_isa_cap.
 inline CpuIsa sparse24_spmm_isa_cap(int64_t n, bool bf16) {
-  return bf16 && n >= 2 && n <= 16 && active_cpu_isa() == CpuIsa::avx512bf16 ? CpuIsa::avx512bf16
-                                                                              : spmm_narrow_n_isa_cap(n);
+  return bf16 && active_cpu_isa() == CpuIsa::avx512bf16 ? CpuIsa::avx512bf16 : spmm_narrow_n_isa_cap(n);
 }
 }  // namespace sk
 

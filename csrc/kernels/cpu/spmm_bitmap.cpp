@@ -247,7 +247,8 @@ static inline __m128i expand_row_bf16(const bf16_t* v, unsigned byte, int cnt) {
 
 // n == 1, bf16 under avx512bf16: group_dot_expand with the tile rows expanded
 // in bf16 (a byte shuffle, no widening) and multiplied by b's 8 values of the
-// tile's columns (bt16: b's column in bf16, zero past k) with vdpbf16ps: four
+// tile's columns (bt16: b's column in bf16, zero past k: copy_row_blocks_bf16
+// with w = 1) with vdpbf16ps: four
 // fp32 lanes of pair sums per row, reduced once per tile row of the group.
 template <bool kSafe>
 static inline void group_dot_expand_bf16(const uint64_t* masks, const uint16_t* starts, const bf16_t* vals,
@@ -323,8 +324,8 @@ static inline void group_expand_n_bf16(const uint64_t* masks, const uint16_t* st
 
 // b (n <= w columns, row stride ldb) in bf16 as blocks of 8 rows, each w
 // columns of 8 values: dst[(c / 8) * w * 8 + j * 8 + c % 8] = b[c, j], zero
-// for columns n .. w and rows rows .. rows_pad. Returns whether every element
-// is finite.
+// for columns n .. w and rows rows .. rows_pad (w = 1: b's column, contiguous).
+// Returns whether every element is finite.
 static inline bool copy_row_blocks_bf16(const bf16_t* b, int64_t ldb, int64_t rows, int64_t rows_pad, int64_t n,
                                         int64_t w, uint16_t* dst) {
   uint32_t bad = 0;
@@ -339,17 +340,6 @@ static inline bool copy_row_blocks_bf16(const bf16_t* b, int64_t ldb, int64_t ro
   return bad == 0;
 }
 
-// b's column (n == 1, row stride ldb) in bf16 into dst, zero for rows
-// rows .. rows_pad; returns whether every element is finite.
-static inline bool copy_column_bf16(const bf16_t* b, int64_t ldb, int64_t rows, int64_t rows_pad, uint16_t* dst) {
-  uint32_t bad = 0;
-  for (int64_t c = 0; c < rows_pad; ++c) {
-    const uint16_t x = c < rows ? b[c * ldb].bits : uint16_t(0);
-    dst[c] = x;
-    bad |= uint32_t((x & 0x7f80u) == 0x7f80u);
-  }
-  return bad == 0;
-}
 #endif  // __AVX512BF16__
 
 // 2 <= N <= 8, expansion: acc[lr, 0..N) += row lr of the group @ b[col0 ..
@@ -632,6 +622,8 @@ struct Plan {
 // (group_dot_expand_bf16, group_expand_n_bf16): bf16 under avx512bf16, but
 // not n = 2, where two FMAs per row and tile beat the broadcast and
 // vdpbf16ps (4096^2 70 %: 1.28 vs 1.42 ms; n = 3 1.50 vs 1.41).
+// Columns of b's bf16 copy for it: 1 (n = 1), 4 or 8 (one or two vdpbf16ps of 4 columns).
+static constexpr int64_t bf16_copy_width(int64_t n) { return n == 1 ? 1 : n <= 4 ? 4 : 8; }
 template <typename T>
 static constexpr bool bf16_dot_expand(const BitmapSpmmArgs<T>& a) {
 #if defined(__AVX512BF16__)
@@ -688,29 +680,16 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
     }
     if (plan.mode == Mode::kExpand) {
       const float* bt = plan.bt + col0 * a.n;  // block col0 / 8, n * 8 floats per block
-      if (a.n == 1) {
 #if defined(__AVX512BF16__)
-        if constexpr (std::is_same_v<T, bf16_t>) {  // plan.bt holds b's column in bf16 (copy_column_bf16)
-          const uint16_t* bt16 = reinterpret_cast<const uint16_t*>(plan.bt) + col0;
-          if (safe)
-            group_dot_expand_bf16<true>(masks, sc.starts, vals, bt16, sc.acc);
-          else
-            group_dot_expand_bf16<false>(masks, sc.starts, vals, bt16, sc.acc);
-          continue;
-        }
-#endif
-        if (safe)
-          group_dot_expand<true>(masks, sc.starts, vals, bt, sc.acc);
-        else
-          group_dot_expand<false>(masks, sc.starts, vals, bt, sc.acc);
-        continue;
-      }
-#if defined(__AVX512BF16__)
-      // plan.bt: copy_row_blocks_bf16, 4 or 8 columns
       if constexpr (std::is_same_v<T, bf16_t>) {
-        if (bf16_dot_expand(a)) {
-          const uint16_t* bt16 = reinterpret_cast<const uint16_t*>(plan.bt) + col0 * (a.n <= 4 ? 4 : 8);
-          if (a.n <= 4) {
+        if (bf16_dot_expand(a)) {  // plan.bt: copy_row_blocks_bf16, bf16_copy_width(n) columns
+          const uint16_t* bt16 = reinterpret_cast<const uint16_t*>(plan.bt) + col0 * bf16_copy_width(a.n);
+          if (a.n == 1) {
+            if (safe)
+              group_dot_expand_bf16<true>(masks, sc.starts, vals, bt16, sc.acc);
+            else
+              group_dot_expand_bf16<false>(masks, sc.starts, vals, bt16, sc.acc);
+          } else if (a.n <= 4) {
             if (safe)
               group_expand_n_bf16<1, true>(masks, sc.starts, vals, bt16, rows, sc.acc);
             else
@@ -725,6 +704,13 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
         }
       }
 #endif
+      if (a.n == 1) {
+        if (safe)
+          group_dot_expand<true>(masks, sc.starts, vals, bt, sc.acc);
+        else
+          group_dot_expand<false>(masks, sc.starts, vals, bt, sc.acc);
+        continue;
+      }
       switch (a.n) {
 #define SK_CASE(N)                                                                    \
   case N:                                                                             \
@@ -859,13 +845,10 @@ void bitmap_spmm(const BitmapSpmmArgs<T>& a, int64_t begin, int64_t end, int64_t
     if constexpr (std::is_same_v<T, bf16_t>) {
       if (bf16_dot_expand(a)) {
         bf16_copy = true;
-        const int64_t w = a.n == 1 ? 1 : a.n <= 4 ? 4 : 8;  // columns of the copy
-        if (buf.reserve(kpad * w / 2 + 1)) {
-          uint16_t* dst = reinterpret_cast<uint16_t*>(buf.data);
-          if (a.n == 1 ? copy_column_bf16(a.b, a.ldb, a.k, kpad, dst)
-                       : copy_row_blocks_bf16(a.b, a.ldb, a.k, kpad, a.n, w, dst))
-            plan = Plan{Mode::kExpand, buf.data, 1};
-        }
+        const int64_t w = bf16_copy_width(a.n);
+        if (buf.reserve(kpad * w / 2 + 1) &&
+            copy_row_blocks_bf16(a.b, a.ldb, a.k, kpad, a.n, w, reinterpret_cast<uint16_t*>(buf.data)))
+          plan = Plan{Mode::kExpand, buf.data, 1};
       }
     }
 #endif

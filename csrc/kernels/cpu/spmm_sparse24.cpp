@@ -396,7 +396,7 @@ static int64_t rows(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, co
 // Offset (in dwords, per NP = 1) of a group's pair from its 4-bit meta
 // idx0 | idx1 << 2, pairs in the order (0,1) (0,2) (0,3) (1,2) (1,3) (2,3);
 // invalid nibbles (rejected by meta_row_ok before a row is used) map to 0.
-constexpr int kPairOfNibble[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 2, 4, 5, 0};
+alignas(16) constexpr uint8_t kPairOfNibble[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 2, 4, 5, 0};
 constexpr int kPairLo[6] = {0, 0, 0, 1, 1, 2}, kPairHi[6] = {1, 2, 3, 2, 3, 3};
 
 template <int NP>
@@ -468,7 +468,7 @@ static void build_b_pairs(const Sparse24SpmmArgs<bf16_t>& a, uint32_t* dst) {
 template <int NP>
 static void pair_offsets(const uint16_t* meta, int64_t g0, int64_t g1, int32_t* offs) {
   constexpr int kShift = NP == 16 ? 6 : NP == 8 ? 5 : 4;  // log2(NP * 4)
-  const __m128i lut = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 2, 4, 5, 0);
+  const __m128i lut = _mm_load_si128(reinterpret_cast<const __m128i*>(kPairOfNibble));
   const __m128i lo4 = _mm_set1_epi8(0x0f);
   const __m512i ramp = _mm512_setr_epi32(0, 6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 66, 72, 78, 84, 90);
   int64_t g = g0;
