@@ -154,16 +154,17 @@ class TestBadInput:
 
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
 @pytest.mark.parametrize("n,strided", [(1, False), (1, True), (3, False), (8, False), (16, False), (40, False)])
-@pytest.mark.parametrize("pos", [0, 35, 44])
-@pytest.mark.parametrize("bad", [-1, 64, 2**31 - 1])
+@pytest.mark.parametrize("pos", [0, 35, 64, 130, 149])
+@pytest.mark.parametrize("bad", [-1, 160, 2**31 - 1])
 def test_col_idx_out_of_range_in_each_part_of_a_row(isa, index_dtype, n, strided, pos, bad):
-    """Row 3 holds 45 entries: with n = 1, a contiguous b and int32 indices its columns are checked inside the
-    gathers (4 vectors at a time, then single vectors, then a scalar tail); otherwise the row is checked in one
-    pass first. A bad column anywhere raises, and b is never read outside."""
-    k = 64
+    """Row 3 holds 150 entries: with n = 1, a contiguous b and int32 indices its columns are checked inside the
+    gathers (4 vectors at a time, then single vectors, then a scalar tail); 2 <= n <= 16 checks them in chunks of
+    64 just before their products (a bad column in the first, a middle or the last partial chunk); wider n checks
+    the row in one pass first. A bad column anywhere raises, and b is never read outside."""
+    k = 160
     a = random_sparse(5, k, 0.5)
     a[3] = 0.0
-    a[3, torch.randperm(k, generator=torch.Generator().manual_seed(pos))[:45]] = 1.5
+    a[3, torch.randperm(k, generator=torch.Generator().manual_seed(pos))[:150]] = 1.5
     row_ptr, col_idx, values = csr_parts(a, index_dtype)
     col_idx[int(row_ptr[3]) + pos] = bad
     b = random_dense(k, 2 * n)[:, ::2] if strided else random_dense(k, n)

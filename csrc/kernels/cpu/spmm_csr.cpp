@@ -85,32 +85,49 @@ static float row_dot(const CsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1) {
   return (acc0 + acc1) + (acc2 + acc3);
 }
 
+// One product of the decode path: acc += values[p] * b[col_idx[p], 0 .. N).
+template <int N, typename T, typename I>
+static inline void product_small_n(const CsrSpmmArgs<T, I>& a, int64_t p, VecF* acc) {
+  constexpr int NF = N / kW, R = N % kW;
+  const VecF v = vset1(to_float(a.values[p]));
+  const T* brow = a.b + int64_t(a.col_idx[p]) * a.ldb;
+  for (int u = 0; u < NF; ++u) acc[u] = vfma(v, vload(brow + u * kW), acc[u]);
+  if (R) acc[NF] = vfma(v, vload_partial(brow + NF * kW, R), acc[NF]);
+}
+
 // 2 <= N <= 16: the row's N columns in NF full vectors plus one partial of R
-// lanes, S independent accumulator sets.
+// lanes, S independent accumulator sets. A row's columns are checked a chunk
+// of kCheckChunk at a time just before its products (the chunk's indices are
+// then in L1 for the gathers), and the value and index streams are prefetched
+// kStreamAheadBytes ahead. Against a checking pass over the whole row first,
+// measured in one process (alternating, median of 9, fp32, 2 threads, 4096^2):
+// 70 % n = 4 2.43 -> 1.94 ms and n = 16 3.25 -> 2.89 (the check alone), with
+// the prefetch a further 7-17 % (n = 16 70 % 3.32 -> 2.77, 90 % 1.15 -> 0.98).
+constexpr int64_t kCheckChunk = 64;
+constexpr int64_t kStreamAheadBytes = 4096;
 template <int N, typename T, typename I>
 static int64_t rows_small_n(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   constexpr int NF = N / kW, R = N % kW, NV = NF + (R ? 1 : 0);
   constexpr int S = NV == 1 ? 4 : (NV == 2 ? 2 : 1);
+  static_assert(kCheckChunk % S == 0, "a chunk holds whole steps of S products");
   for (int64_t i = begin; i < end; ++i) {
-    int64_t p0, p1;
-    if (!row_ok(a, i, p0, p1)) return i;
+    const int64_t p0 = int64_t(a.row_ptr[i]), p1 = int64_t(a.row_ptr[i + 1]);
+    if (!(p0 >= 0 && p0 <= p1 && p1 <= a.nnz)) return i;
     VecF acc[S][NV];
     for (int s = 0; s < S; ++s)
       for (int u = 0; u < NV; ++u) acc[s][u] = vzero();
-    int64_t p = p0;
-    for (; p + S <= p1; p += S) {
-      for (int s = 0; s < S; ++s) {
-        const VecF v = vset1(to_float(a.values[p + s]));
-        const T* brow = a.b + int64_t(a.col_idx[p + s]) * a.ldb;
-        for (int u = 0; u < NF; ++u) acc[s][u] = vfma(v, vload(brow + u * kW), acc[s][u]);
-        if (R) acc[s][NF] = vfma(v, vload_partial(brow + NF * kW, R), acc[s][NF]);
-      }
-    }
-    for (; p < p1; ++p) {
-      const VecF v = vset1(to_float(a.values[p]));
-      const T* brow = a.b + int64_t(a.col_idx[p]) * a.ldb;
-      for (int u = 0; u < NF; ++u) acc[0][u] = vfma(v, vload(brow + u * kW), acc[0][u]);
-      if (R) acc[0][NF] = vfma(v, vload_partial(brow + NF * kW, R), acc[0][NF]);
+    for (int64_t c0 = p0; c0 < p1; c0 += kCheckChunk) {
+      const int64_t ce = p1 - c0 < kCheckChunk ? p1 : c0 + kCheckChunk;
+      if (!cols_in_range(a.col_idx + c0, ce - c0, a.k)) return i;
+      // prefetches never fault, so running past the arrays' end is harmless
+      const char* v_ahead = reinterpret_cast<const char*>(a.values + c0) + kStreamAheadBytes;
+      const char* c_ahead = reinterpret_cast<const char*>(a.col_idx + c0) + kStreamAheadBytes;
+      for (int64_t off = 0; off < kCheckChunk * int64_t(sizeof(T)); off += 64) __builtin_prefetch(v_ahead + off);
+      for (int64_t off = 0; off < kCheckChunk * int64_t(sizeof(I)); off += 64) __builtin_prefetch(c_ahead + off);
+      int64_t p = c0;
+      for (; p + S <= ce; p += S)
+        for (int s = 0; s < S; ++s) product_small_n<N>(a, p + s, acc[s]);
+      for (; p < ce; ++p) product_small_n<N>(a, p, acc[0]);
     }
     for (int s = 1; s < S; ++s)
       for (int u = 0; u < NV; ++u) acc[0][u] = vadd(acc[0][u], acc[s][u]);
