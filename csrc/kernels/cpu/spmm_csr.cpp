@@ -92,7 +92,7 @@ static inline void product_small_n(const CsrSpmmArgs<T, I>& a, int64_t p, VecF* 
   const VecF v = vset1(to_float(a.values[p]));
   const T* brow = a.b + int64_t(a.col_idx[p]) * a.ldb;
   for (int u = 0; u < NF; ++u) acc[u] = vfma(v, vload(brow + u * kW), acc[u]);
-  if (R) acc[NF] = vfma(v, vload_partial(brow + NF * kW, R), acc[NF]);
+  if constexpr (R > 0) acc[NF] = vfma(v, vload_head<R>(brow + NF * kW), acc[NF]);
 }
 
 // 2 <= N <= 16: the row's N columns in NF full vectors plus one partial of R
