@@ -153,14 +153,17 @@ class TestBadInput:
 
 
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
-@pytest.mark.parametrize("n,strided", [(1, False), (1, True), (3, False), (8, False), (16, False), (40, False)])
+@pytest.mark.parametrize(
+    "n,strided", [(1, False), (1, True), (3, False), (8, False), (16, False), (40, False), (100, False), (136, True)]
+)
 @pytest.mark.parametrize("pos", [0, 35, 64, 130, 149])
 @pytest.mark.parametrize("bad", [-1, 160, 2**31 - 1])
 def test_col_idx_out_of_range_in_each_part_of_a_row(isa, index_dtype, n, strided, pos, bad):
     """Row 3 holds 150 entries: with n = 1, a contiguous b and int32 indices its columns are checked inside the
     gathers (4 vectors at a time, then single vectors, then a scalar tail); 2 <= n <= 16 checks them in chunks of
-    64 just before their products (a bad column in the first, a middle or the last partial chunk); wider n checks
-    the row in one pass first. A bad column anywhere raises, and b is never read outside."""
+    64 just before their products (a bad column in the first, a middle or the last partial chunk); wider n does the
+    same in the row's first pass of each column block (a block of 8 vectors, panels of 4, or the tail). A bad
+    column anywhere raises, and b is never read outside."""
     k = 160
     a = random_sparse(5, k, 0.5)
     a[3] = 0.0

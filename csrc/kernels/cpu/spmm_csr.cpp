@@ -4,8 +4,9 @@
 // before a row is used, 0 <= row_ptr[i] <= row_ptr[i+1] <= nnz; every column
 // of the row must be < k, checked inside the gathers for n == 1 with a
 // contiguous b and int32 indices (a bad column is clamped to a valid row of b
-// and flagged: row_dot_checked), else by one pass over the row's indices
-// first (which then stay in L1 for the product). A bad row stops the chunk
+// and flagged: row_dot_checked), for n >= 2 a chunk of 64 at a time just
+// before the chunk's products (row_chunks), else (n == 1 otherwise) by one
+// pass over the row's indices first. A bad row stops the chunk
 // and is reported through *first_bad; the glue then runs the full validator
 // for the exact message.
 //
@@ -13,8 +14,7 @@
 // in registers (n / kW vectors plus one partial vector), with 2 or 4
 // independent accumulator sets when n needs only 1 or 2 vectors, so the FMAs do
 // not wait on each other. n == 1 with a contiguous b: kW products per step,
-// b gathered by column, four accumulators. n > 16: panels of 4 vectors, then
-// single vectors, then one partial vector.
+// b gathered by column, four accumulators. n > 16: rows_wide.
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
@@ -95,40 +95,77 @@ static inline void product_small_n(const CsrSpmmArgs<T, I>& a, int64_t p, VecF* 
   if constexpr (R > 0) acc[NF] = vfma(v, vload_head<R>(brow + NF * kW), acc[NF]);
 }
 
-// 2 <= N <= 16: the row's N columns in NF full vectors plus one partial of R
-// lanes, S independent accumulator sets. A row's columns are checked a chunk
-// of kCheckChunk at a time just before its products (the chunk's indices are
-// then in L1 for the gathers), and the value and index streams are prefetched
-// kStreamAheadBytes ahead. Against a checking pass over the whole row first,
-// measured in one process (alternating, median of 9, fp32, 2 threads, 4096^2):
-// 70 % n = 4 2.43 -> 1.94 ms and n = 16 3.25 -> 2.89 (the check alone), with
-// the prefetch a further 7-17 % (n = 16 70 % 3.32 -> 2.77, 90 % 1.15 -> 0.98).
+// The stored entries [p0, p1) of a row in chunks of kCheckChunk: with check,
+// each chunk's columns are checked just before body(c0, ce) uses them (its
+// indices are then in L1 for the gathers), and the value and index streams
+// are prefetched kStreamAheadBytes ahead; false at the first chunk with a bad
+// column (body has not seen it). Against a checking pass over the whole row
+// first, measured in one process (alternating, median of 9, fp32, 2 threads,
+// 4096^2, n <= 16): 70 % n = 4 2.43 -> 1.94 ms and n = 16 3.25 -> 2.89 (the
+// check alone), with the prefetch a further 7-17 % (n = 16 70 % 3.32 -> 2.77,
+// 90 % 1.15 -> 0.98).
 constexpr int64_t kCheckChunk = 64;
 constexpr int64_t kStreamAheadBytes = 4096;
+template <typename T, typename I, typename F>
+static inline bool row_chunks(const CsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1, bool check, const F& body) {
+  if (!check) {
+    body(p0, p1);
+    return true;
+  }
+  for (int64_t c0 = p0; c0 < p1; c0 += kCheckChunk) {
+    const int64_t ce = p1 - c0 < kCheckChunk ? p1 : c0 + kCheckChunk;
+    if (!cols_in_range(a.col_idx + c0, ce - c0, a.k)) return false;
+    // prefetches never fault, so running past the arrays' end is harmless
+    const char* v_ahead = reinterpret_cast<const char*>(a.values + c0) + kStreamAheadBytes;
+    const char* c_ahead = reinterpret_cast<const char*>(a.col_idx + c0) + kStreamAheadBytes;
+    for (int64_t off = 0; off < kCheckChunk * int64_t(sizeof(T)); off += 64) __builtin_prefetch(v_ahead + off);
+    for (int64_t off = 0; off < kCheckChunk * int64_t(sizeof(I)); off += 64) __builtin_prefetch(c_ahead + off);
+    body(c0, ce);
+  }
+  return true;
+}
+
+// Whether row i's pointers are sane: 0 <= row_ptr[i] <= row_ptr[i+1] <= nnz.
+template <typename T, typename I>
+static inline bool row_span(const CsrSpmmArgs<T, I>& a, int64_t i, int64_t& p0, int64_t& p1) {
+  p0 = int64_t(a.row_ptr[i]);
+  p1 = int64_t(a.row_ptr[i + 1]);
+  return p0 >= 0 && p0 <= p1 && p1 <= a.nnz;
+}
+
+// c[s] += values[p + s] * b[col_idx[p + s], columns of t] over [c0, ce) in
+// steps of S (then single products into c[0]): S independent accumulator sets
+// so that the FMAs of a row do not wait on each other. t: a Tail (simd.h).
+template <int S, typename Tl, typename T, typename I>
+static inline void tail_products(const CsrSpmmArgs<T, I>& a, const Tl& t, const T* bcol, int64_t ldb, int64_t c0,
+                                 int64_t ce, VecF (&c)[S][Tl::kNV]) {
+  int64_t p = c0;
+  for (; p + S <= ce; p += S)
+    for (int s = 0; s < S; ++s)
+      t.fma(vset1(to_float(a.values[p + s])), bcol + int64_t(a.col_idx[p + s]) * ldb, c[s]);
+  for (; p < ce; ++p) t.fma(vset1(to_float(a.values[p])), bcol + int64_t(a.col_idx[p]) * ldb, c[0]);
+}
+
+// 2 <= N <= 16: the row's N columns in NF full vectors plus one partial of R
+// lanes, S independent accumulator sets; the row checked by row_chunks.
 template <int N, typename T, typename I>
 static int64_t rows_small_n(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   constexpr int NF = N / kW, R = N % kW, NV = NF + (R ? 1 : 0);
   constexpr int S = NV == 1 ? 4 : (NV == 2 ? 2 : 1);
   static_assert(kCheckChunk % S == 0, "a chunk holds whole steps of S products");
   for (int64_t i = begin; i < end; ++i) {
-    const int64_t p0 = int64_t(a.row_ptr[i]), p1 = int64_t(a.row_ptr[i + 1]);
-    if (!(p0 >= 0 && p0 <= p1 && p1 <= a.nnz)) return i;
+    int64_t p0, p1;
+    if (!row_span(a, i, p0, p1)) return i;
     VecF acc[S][NV];
     for (int s = 0; s < S; ++s)
       for (int u = 0; u < NV; ++u) acc[s][u] = vzero();
-    for (int64_t c0 = p0; c0 < p1; c0 += kCheckChunk) {
-      const int64_t ce = p1 - c0 < kCheckChunk ? p1 : c0 + kCheckChunk;
-      if (!cols_in_range(a.col_idx + c0, ce - c0, a.k)) return i;
-      // prefetches never fault, so running past the arrays' end is harmless
-      const char* v_ahead = reinterpret_cast<const char*>(a.values + c0) + kStreamAheadBytes;
-      const char* c_ahead = reinterpret_cast<const char*>(a.col_idx + c0) + kStreamAheadBytes;
-      for (int64_t off = 0; off < kCheckChunk * int64_t(sizeof(T)); off += 64) __builtin_prefetch(v_ahead + off);
-      for (int64_t off = 0; off < kCheckChunk * int64_t(sizeof(I)); off += 64) __builtin_prefetch(c_ahead + off);
+    const bool ok = row_chunks(a, p0, p1, true, [&](int64_t c0, int64_t ce) {
       int64_t p = c0;
       for (; p + S <= ce; p += S)
         for (int s = 0; s < S; ++s) product_small_n<N>(a, p + s, acc[s]);
       for (; p < ce; ++p) product_small_n<N>(a, p, acc[0]);
-    }
+    });
+    if (!ok) return i;
     for (int s = 1; s < S; ++s)
       for (int u = 0; u < NV; ++u) acc[0][u] = vadd(acc[0][u], acc[s][u]);
     T* out = a.out + i * a.ldo;
@@ -195,8 +232,8 @@ static int64_t rows_n1(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
 // rows' b rows are random, so without blocking each product misses the cache
 // for wide n). A whole block is one panel of 8 accumulators (8 independent FMA
 // chains per non-zero); a partial last block takes panels of 4 vectors,
-// then one pass for the rest (with_tail). Rows are checked on the first
-// block only.
+// then one pass for the rest (with_tail). A row's first pass in each block
+// checks it (row_chunks).
 // The copy of a column block (kPackMinRowBytes), measured on 4096^2, 2
 // threads, alternating processes, min of 3-7 calls: 95 % n = 2048 154-158 ->
 // 108-116 ms, n = 512 25-63 -> 20-22 ms, 70 % n = 1024 438-460 -> 291-503 ms;
@@ -222,35 +259,45 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
     }
     for (int64_t i = begin; i < end; ++i) {
       int64_t p0, p1;
-      if (j0 == 0) {
-        if (!row_ok(a, i, p0, p1)) return i;
-      } else {
-        p0 = int64_t(a.row_ptr[i]);
-        p1 = int64_t(a.row_ptr[i + 1]);
-      }
+      if (!row_span(a, i, p0, p1)) return i;
+      // the row's first pass in each block goes through row_chunks (checked,
+      // and its streams prefetched: they come from memory); the other passes
+      // find the row in cache
+      bool first = true;
+      const auto pass = [&](const auto& body) {
+        if (!first) return body(p0, p1), true;
+        first = false;
+        return row_chunks(a, p0, p1, true, body);
+      };
       T* out = a.out + i * a.ldo;
       int64_t j = j0;
       if (jn - j0 == kBlock) {
         VecF c[8];
         for (int u = 0; u < 8; ++u) c[u] = vzero();
-        for (int64_t p = p0; p < p1; ++p) {
-          const VecF v = vset1(to_float(a.values[p]));
-          const T* brow = bblk + int64_t(a.col_idx[p]) * ldb + (j - j0);
-          for (int u = 0; u < 8; ++u) c[u] = vfma(v, vload(brow + u * kW), c[u]);
-        }
+        const bool ok = pass([&](int64_t c0, int64_t ce) {
+          for (int64_t p = c0; p < ce; ++p) {
+            const VecF v = vset1(to_float(a.values[p]));
+            const T* brow = bblk + int64_t(a.col_idx[p]) * ldb;
+            for (int u = 0; u < 8; ++u) c[u] = vfma(v, vload(brow + u * kW), c[u]);
+          }
+        });
+        if (!ok) return i;
         for (int u = 0; u < 8; ++u) vstore(out + j + u * kW, c[u]);
         continue;
       }
       for (; j + 4 * kW <= jn; j += 4 * kW) {
         VecF c0 = vzero(), c1 = vzero(), c2 = vzero(), c3 = vzero();
-        for (int64_t p = p0; p < p1; ++p) {
-          const VecF v = vset1(to_float(a.values[p]));
-          const T* brow = bblk + int64_t(a.col_idx[p]) * ldb + (j - j0);
-          c0 = vfma(v, vload(brow), c0);
-          c1 = vfma(v, vload(brow + kW), c1);
-          c2 = vfma(v, vload(brow + 2 * kW), c2);
-          c3 = vfma(v, vload(brow + 3 * kW), c3);
-        }
+        const bool ok = pass([&](int64_t q0, int64_t qe) {
+          for (int64_t p = q0; p < qe; ++p) {
+            const VecF v = vset1(to_float(a.values[p]));
+            const T* brow = bblk + int64_t(a.col_idx[p]) * ldb + (j - j0);
+            c0 = vfma(v, vload(brow), c0);
+            c1 = vfma(v, vload(brow + kW), c1);
+            c2 = vfma(v, vload(brow + 2 * kW), c2);
+            c3 = vfma(v, vload(brow + 3 * kW), c3);
+          }
+        });
+        if (!ok) return i;
         vstore(out + j, c0);
         vstore(out + j + kW, c1);
         vstore(out + j + 2 * kW, c2);
@@ -258,15 +305,23 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
       }
       // the last < 4 vectors of columns in one pass over the row (separate
       // passes per vector re-read the row: n = 32 on AVX-512 took 1.4x the
-      // AVX2 kernel's time)
+      // AVX2 kernel's time), with 4 / NV accumulator sets for NV <= 2 vectors
+      // (one set made each product wait on the last one's FMA: n = 17 on
+      // AVX-512 took 2.4x the time of n = 16)
       if (j < jn) {
         const T* bcol = bblk + (j - j0);
+        bool ok = true;
         with_tail(int(jn - j), [&](auto t) {
-          VecF c[t.kNV];
-          t.zero(c);
-          for (int64_t p = p0; p < p1; ++p) t.fma(vset1(to_float(a.values[p])), bcol + int64_t(a.col_idx[p]) * ldb, c);
-          t.store(out + j, c);
+          constexpr int NV = decltype(t)::kNV, S = NV == 1 ? 4 : (NV == 2 ? 2 : 1);
+          VecF c[S][NV];
+          for (int s = 0; s < S; ++s) t.zero(c[s]);
+          ok = pass([&](int64_t q0, int64_t qe) { tail_products<S>(a, t, bcol, ldb, q0, qe, c); });
+          if (!ok) return;
+          for (int s = 1; s < S; ++s)
+            for (int u = 0; u < NV; ++u) c[0][u] = vadd(c[0][u], c[s][u]);
+          t.store(out + j, c[0]);
         });
+        if (!ok) return i;
       }
     }
   }
