@@ -210,6 +210,34 @@ def test_csr_spmm_t_unsorted_and_duplicate_columns(isa):
     assert_matches_reference(out, ref, torch.float32)
 
 
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 8, 9, 16, 17, 33, 48, 64, 65])
+def test_csr_spmm_t_scatter_widths(isa, n, dtype, index_dtype):
+    """csr_spmm_t with n <= 64 scatters each part of A's rows into a per-thread fp32 buffer (rows 1, 8 or n
+    rounded up to 16 floats wide; terms in groups when their columns increase, else one by one) and sums the
+    buffers; n = 65 builds the transposed index. Enough rows for several parts, empty rows, rows in increasing
+    column order (with ties) and rows in random order with duplicate columns; b strided for odd n."""
+    m, k = 900, 97
+    g = torch.Generator().manual_seed(n)
+    lengths = torch.randint(0, 60, (m,), generator=g)
+    lengths[::7] = 0
+    row_ptr = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+    col_idx = torch.randint(0, k, (int(row_ptr[-1]),), generator=g)
+    for i in range(0, m, 2):  # even rows sorted (duplicates stay, as ties)
+        seg = slice(int(row_ptr[i]), int(row_ptr[i + 1]))
+        col_idx[seg] = col_idx[seg].sort().values
+    values = random_dense(col_idx.numel(), dtype=dtype, seed=n)
+    b = random_dense(m, n + n % 2, dtype=dtype, seed=n + 1)[:, :n]
+    out = OPS.csr_spmm_t(row_ptr.to(index_dtype), col_idx.to(index_dtype), values, b, k)
+    rows = torch.repeat_interleave(torch.arange(m), lengths)
+    ref = torch.zeros(k, n, dtype=torch.float64).index_add_(0, col_idx, values.double()[:, None] * b.double()[rows])
+    torch_same = None
+    if dtype != torch.float32:
+        torch_same = torch.zeros(k, n, dtype=dtype).index_add_(0, col_idx, values[:, None] * b[rows])
+    assert_matches_reference(out, ref, dtype, torch_same)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_strided_operands(isa, fmt):
     index, values = random_pattern(fmt, 20, 30)
@@ -529,6 +557,16 @@ def test_bad_input_spmm_t():
         OPS.csr_spmm_t(bad, ci, values, b, 8)
     with pytest.raises(ValueError, match="csr_spmm_t.*non-negative"):
         OPS.csr_spmm_t(rp, ci, values, b, -1)
+
+    # the scatter form (n <= 64) checks a chunk of 64 columns at a time: a bad one anywhere in a long row
+    k = 200
+    row_ptr = torch.tensor([0, 10, 160, 170], dtype=torch.int32)
+    for n in [1, 4, 16, 65]:
+        for pos in [0, 70, 149]:
+            ci2 = torch.randint(0, k, (170,), generator=torch.Generator().manual_seed(pos), dtype=torch.int32)
+            ci2[10 + pos] = k if pos % 2 else -1
+            with pytest.raises(ValueError, match="csr_spmm_t.*col_idx.*out of range"):
+                OPS.csr_spmm_t(row_ptr, ci2, random_dense(170), random_dense(3, n), k)
 
     index, blocks = random_pattern("bsr", 6, 8)
     with pytest.raises(ValueError, match="bsr_spmm_t.*block_col_idx.*out of range"):

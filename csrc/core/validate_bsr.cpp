@@ -33,11 +33,11 @@ void validate_bsr(const char* op, const at::Tensor& block_row_ptr, const at::Ten
     TORCH_CHECK_VALUE(rp[0] == 0, op, ": 'block_row_ptr[0]' must be 0, got ", int64_t(rp[0]));
     TORCH_CHECK_VALUE(int64_t(rp[row_blocks]) == nnzb, op, ": 'block_row_ptr[-1]' must equal nnzb = ", nnzb,
                       " (the length of block_col_idx), got ", int64_t(rp[row_blocks]));
-    const int64_t bad_row = parallel_find_first(row_blocks, 2048, [&](int64_t i) { return rp[i + 1] < rp[i]; });
+    const int64_t bad_row = parallel_find_first_pure(row_blocks, 2048, [&](int64_t i) { return rp[i + 1] < rp[i]; });
     TORCH_CHECK_VALUE(bad_row == row_blocks, op, ": 'block_row_ptr' must be non-decreasing, but block_row_ptr[",
                       bad_row, "] = ", int64_t(rp[bad_row]), " > block_row_ptr[", bad_row + 1,
                       "] = ", int64_t(rp[bad_row + 1]));
-    const int64_t bad_col = parallel_find_first(
+    const int64_t bad_col = parallel_find_first_pure(
         nnzb, 32768, [&](int64_t p) { return ci[p] < 0 || int64_t(ci[p]) >= col_blocks; });
     TORCH_CHECK_VALUE(bad_col == nnzb, op, ": 'block_col_idx[", bad_col, "]' = ", int64_t(ci[bad_col]),
                       " is out of range for ceil(k / c) = ", col_blocks, " block columns (k = ", k, ", c = ", c,

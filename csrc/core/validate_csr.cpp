@@ -44,10 +44,10 @@ void validate_csr(const char* op, const at::Tensor& row_ptr, const at::Tensor& c
     using I = decltype(tag);
     const I* rp = row_ptr.data_ptr<I>();
     const I* ci = col_idx.data_ptr<I>();
-    const int64_t br = parallel_find_first(m, 2048, [&](int64_t i) { return rp[i + 1] < rp[i]; });
+    const int64_t br = parallel_find_first_pure(m, 2048, [&](int64_t i) { return rp[i + 1] < rp[i]; });
     TORCH_CHECK_VALUE(br == m, op, ": 'row_ptr' must be non-decreasing, but row_ptr[", br, "] = ",
                       int64_t(rp[br]), " > row_ptr[", br + 1, "] = ", int64_t(rp[br + 1]));
-    const int64_t bc = parallel_find_first(nnz, 32768, [&](int64_t p) { return ci[p] < 0 || int64_t(ci[p]) >= k; });
+    const int64_t bc = parallel_find_first_pure(nnz, 32768, [&](int64_t p) { return ci[p] < 0 || int64_t(ci[p]) >= k; });
     TORCH_CHECK_VALUE(bc == nnz, op, ": 'col_idx[", bc, "]' = ", int64_t(ci[bc]), " is out of range for ", k,
                       " columns");
   });

@@ -37,7 +37,7 @@ void validate_sparse24(const char* op, const at::Tensor& values, const at::Tenso
   const int64_t m = values.size(0), kp = (k + 15) / 16 * 16;
   const int64_t words = m * (kp / 16);
   const uint16_t* w = reinterpret_cast<const uint16_t*>(meta.data_ptr());
-  const int64_t bad = parallel_find_first(words, 65536, [&](int64_t i) { return !word_is_valid(w[i]); });
+  const int64_t bad = parallel_find_first_pure(words, 65536, [&](int64_t i) { return !word_is_valid(w[i]); });
   if (bad == words) return;
   int g = 0;
   while ((kValidGroupMeta >> ((w[bad] >> (4 * g)) & 0xf)) & 1u) ++g;

@@ -48,6 +48,24 @@ struct CsrSpmmTArgs {
   int64_t ldb, ldo;
 };
 
+// The scatter form of out[k, n] = A^T @ b (csr_spmm_t_scatter): a part of A's
+// rows adds each term values[p] * b[i, :] to row col_idx[p] of an fp32 buffer
+// [k, wp] of its thread, then csr_spmm_t_reduce sums the parts' buffers into
+// out. For n <= kCsrScatterMaxN (no transposed index to build).
+constexpr int64_t kCsrScatterMaxN = 64;
+// floats per buffer row: 1, 8, or n rounded up to 16
+inline int64_t csr_scatter_width(int64_t n) { return n == 1 ? 1 : n <= 8 ? 8 : (n + 15) / 16 * 16; }
+template <typename T, typename I>
+struct CsrSpmmTScatterArgs {
+  const I* row_ptr;  // [m + 1], checked by the kernel as it reads it
+  const I* col_idx;  // [nnz], likewise
+  const T* values;   // [nnz]
+  const T* b;        // [m, n], row stride ldb
+  int64_t m, k, n;
+  int64_t ldb;
+  int64_t nnz;       // length of col_idx and values
+};
+
 // out[k, n] = A^T @ b, A in BSR (r x c blocks) given with its block-level
 // transposed index. Padding of edge blocks is never read.
 template <typename T, typename I>
@@ -138,6 +156,16 @@ struct Sparse24SddmmArgs {
   /* rows [begin, end) of out (columns of A) */                                                  \
   template <typename T, typename I>                                                              \
   void csr_spmm_t(const CsrSpmmTArgs<T, I>& a, int64_t begin, int64_t end);                      \
+  /* *acc = this thread's buffer [k, csr_scatter_width(n)], zeroed, plus the terms of A's rows   \
+     [begin, end) (nullptr when it cannot be allocated); *first_bad = the first of those rows    \
+     with a bad row pointer or column (the buffer is then incomplete), or -1 */                 \
+  template <typename T, typename I>                                                              \
+  void csr_spmm_t_scatter(const CsrSpmmTScatterArgs<T, I>& a, int64_t begin, int64_t end, float** acc, \
+                          int64_t* first_bad);                                                   \
+  /* out rows [begin, end) (columns [0, n), row stride ldo) = the sum of the nparts buffers */   \
+  template <typename T>                                                                          \
+  void csr_spmm_t_reduce(const float* const* parts, int64_t nparts, int64_t n, T* out, int64_t ldo, \
+                         int64_t begin, int64_t end);                                            \
   /* block columns [begin, end) of A: rows begin*c .. min(end*c, k) of out */                    \
   template <typename T, typename I>                                                              \
   void bsr_spmm_t(const BsrSpmmTArgs<T, I>& a, int64_t begin, int64_t end);                      \

@@ -1,4 +1,4 @@
-// Per-thread scratch and b-copy helpers shared by the CPU kernels (inside the ISA namespace, so
+// Per-thread scratch, b-copy and index-check helpers shared by the CPU kernels (inside the ISA namespace, so
 // each ISA's copy is its own type: isa.h).
 #pragma once
 
@@ -10,6 +10,22 @@
 #include "kernels/cpu/simd.h"
 
 SK_CPU_NAMESPACE_BEGIN
+
+// True when every index of ci[0 .. cnt) lies in [0, k). Branch-free so it
+// vectorises.
+static inline bool cols_in_range(const int32_t* ci, int64_t cnt, int64_t k) {
+  // a negative index reads as >= 2^31 unsigned, which is never < uk
+  const uint32_t uk = k < (int64_t(1) << 31) ? uint32_t(k) : uint32_t(1) << 31;
+  uint32_t bad = 0;
+  for (int64_t p = 0; p < cnt; ++p) bad |= uint32_t(uint32_t(ci[p]) >= uk);
+  return bad == 0;
+}
+static inline bool cols_in_range(const int64_t* ci, int64_t cnt, int64_t k) {
+  const uint64_t uk = uint64_t(k);
+  uint64_t bad = 0;
+  for (int64_t p = 0; p < cnt; ++p) bad |= uint64_t(uint64_t(ci[p]) >= uk);
+  return bad == 0;
+}
 
 // A growable fp32 buffer, 64-byte aligned, freed with its owner (a
 // thread_local instance is reused by every call on that thread: no

@@ -23,22 +23,6 @@ SK_CPU_NAMESPACE_BEGIN
 
 namespace {
 
-// True when every index of ci[0 .. cnt) lies in [0, k). Branch-free so it
-// vectorises.
-static inline bool cols_in_range(const int32_t* ci, int64_t cnt, int64_t k) {
-  // a negative index reads as >= 2^31 unsigned, which is never < uk
-  const uint32_t uk = k < (int64_t(1) << 31) ? uint32_t(k) : uint32_t(1) << 31;
-  uint32_t bad = 0;
-  for (int64_t p = 0; p < cnt; ++p) bad |= uint32_t(uint32_t(ci[p]) >= uk);
-  return bad == 0;
-}
-static inline bool cols_in_range(const int64_t* ci, int64_t cnt, int64_t k) {
-  const uint64_t uk = uint64_t(k);
-  uint64_t bad = 0;
-  for (int64_t p = 0; p < cnt; ++p) bad |= uint64_t(uint64_t(ci[p]) >= uk);
-  return bad == 0;
-}
-
 template <typename T, typename I>
 static inline bool row_ok(const CsrSpmmArgs<T, I>& a, int64_t i, int64_t& p0, int64_t& p1) {
   p0 = int64_t(a.row_ptr[i]);

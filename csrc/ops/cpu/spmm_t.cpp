@@ -2,7 +2,9 @@
 // sparse::{csr,bsr,bitmap,sparse24}_spmm_t, out[k, n] = A^T @ b for A [m, k] in
 // the format and b [m, n]. Checks -> validation -> (CSR/BSR: transposed index)
 // -> kernel (kernels/cpu/spmm_t.cpp).
+#include <algorithm>
 #include <limits>
+#include <vector>
 
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -52,6 +54,53 @@ void parallel_over_out_rows(int64_t rows, int64_t n, F term_prefix, const G& bod
   parallel_for_row_parts(bounds, body);
 }
 
+// The scatter form (kernels/cpu/spmm_t.cpp) where it pays: n <= kCsrScatterMaxN
+// and the parts' buffers (zeroed, then summed) at most 32 floats per term.
+// Each part of A's rows (one per thread) adds its terms to its thread's
+// buffer, checking every row pointer and column as it reads it; then the
+// buffers are summed into out by rows. On a bad index the full validator
+// raises its message. False when the form does not apply or a buffer could
+// not be allocated: the caller then validates and builds the transposed index.
+template <typename T, typename I>
+bool csr_spmm_t_scatter(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
+                        const at::Tensor& values, const at::Tensor& b, at::Tensor& out, int64_t k) {
+  const int64_t m = b.size(0), n = b.size(1), nnz = col_idx.numel();
+  if (m == 0 || n > cpu::kCsrScatterMaxN) return false;
+  // row_ptr is not validated yet: the split only needs its values to be
+  // numbers (bounds stay within [0, m] and increasing whatever they are)
+  const I* rp = row_ptr.data_ptr<I>();
+  const std::vector<int64_t> bounds =
+      split_rows_by_cost(m, 1 << 15, [&](int64_t i) { return int64_t(rp[i]) * (n + 4) + i; });
+  const int64_t parts = int64_t(bounds.size()) - 1;
+  if (parts * k * cpu::csr_scatter_width(n) > 32 * nnz) return false;
+  const cpu::CsrSpmmTScatterArgs<T, I> args{rp,  col_idx.data_ptr<I>(), data_as<const T>(values), data_as<const T>(b),
+                                           m,   k,
+                                           n,   b.stride(0),
+                                           nnz};
+  std::vector<float*> bufs(size_t(parts), nullptr);
+  std::vector<int64_t> bad(size_t(parts), -1);
+  std::vector<char> ran(size_t(parts), 0);
+  at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
+    // one buffer for all the parts this thread runs (their terms add up)
+    SK_CPU_CALL(csr_spmm_t_scatter, args, bounds[size_t(pb)], bounds[size_t(pe)], &bufs[size_t(pb)],
+                &bad[size_t(pb)]);
+    ran[size_t(pb)] = 1;
+  });
+  std::vector<const float*> used;
+  for (int64_t q = 0; q < parts; ++q) {
+    if (bad[size_t(q)] >= 0) raise_from_validator(op, [&] { validate_csr(op, row_ptr, col_idx, values, m, k); });
+    if (!ran[size_t(q)]) continue;
+    if (bufs[size_t(q)] == nullptr) return false;
+    used.push_back(bufs[size_t(q)]);
+  }
+  T* o = data_as<T>(out);
+  const int64_t ldo = out.stride(0), np = int64_t(used.size());
+  at::parallel_for(0, k, std::max<int64_t>(1, (1 << 14) / (n * np)), [&](int64_t begin, int64_t end) {
+    SK_CPU_CALL(csr_spmm_t_reduce, used.data(), np, n, o, ldo, begin, end);
+  });
+  return true;
+}
+
 }  // namespace
 
 at::Tensor csr_spmm_t_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, const at::Tensor& values,
@@ -59,9 +108,23 @@ at::Tensor csr_spmm_t_cpu(const at::Tensor& row_ptr, const at::Tensor& col_idx, 
   constexpr const char* op = "sparse::csr_spmm_t";
   const at::Tensor bb = check_spmm_dense_operand(op, values, b);
   const int64_t m = bb.size(0), n = bb.size(1);
-  validate_csr(op, row_ptr, col_idx, values, m, k);
+  check_csr_header(op, row_ptr, col_idx, values, m, k);
   at::Tensor out = empty_output({k, n}, bb.options());
-  if (k == 0 || n == 0) return out;
+  const auto validate = [&] { validate_csr(op, row_ptr, col_idx, values, m, k); };
+  if (k == 0 || n == 0) {
+    validate();
+    return out;
+  }
+  if (!is_cpu_float64(values)) {
+    bool done = false;
+    dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
+      dispatch_index_type(row_ptr.scalar_type(), op, [&](auto itag) {
+        done = csr_spmm_t_scatter<decltype(vtag), decltype(itag)>(op, row_ptr, col_idx, values, bb, out, k);
+      });
+    });
+    if (done) return out;
+  }
+  validate();
   if (is_cpu_float64(values)) {  // simple double kernel (validated above)
     dispatch_index_type(row_ptr.scalar_type(), op, [&](auto itag) {
       using I = decltype(itag);
