@@ -53,6 +53,8 @@ struct CsrSpmmTArgs {
 // [k, wp] of its thread, then csr_spmm_t_reduce sums the parts' buffers into
 // out. For n <= kCsrScatterMaxN (no transposed index to build).
 constexpr int64_t kCsrScatterMaxN = 64;
+// and a buffer of at most this many floats (8 MiB per thread, kept for reuse)
+constexpr int64_t kCsrScatterMaxFloats = int64_t(1) << 21;
 // floats per buffer row: 1, 8, or n rounded up to 16
 inline int64_t csr_scatter_width(int64_t n) { return n == 1 ? 1 : n <= 8 ? 8 : (n + 15) / 16 * 16; }
 template <typename T, typename I>

@@ -54,8 +54,9 @@ void parallel_over_out_rows(int64_t rows, int64_t n, F term_prefix, const G& bod
   parallel_for_row_parts(bounds, body);
 }
 
-// The scatter form (kernels/cpu/spmm_t.cpp) where it pays: n <= kCsrScatterMaxN
-// and the parts' buffers (zeroed, then summed) at most 32 floats per term.
+// The scatter form (kernels/cpu/spmm_t.cpp) where it pays: n <= kCsrScatterMaxN,
+// a buffer of at most kCsrScatterMaxFloats and the parts' buffers (zeroed,
+// then summed) at most 32 floats per term.
 // Each part of A's rows (one per thread) adds its terms to its thread's
 // buffer, checking every row pointer and column as it reads it; then the
 // buffers are summed into out by rows. On a bad index the full validator
@@ -72,7 +73,8 @@ bool csr_spmm_t_scatter(const char* op, const at::Tensor& row_ptr, const at::Ten
   const std::vector<int64_t> bounds =
       split_rows_by_cost(m, 1 << 15, [&](int64_t i) { return int64_t(rp[i]) * (n + 4) + i; });
   const int64_t parts = int64_t(bounds.size()) - 1;
-  if (parts * k * cpu::csr_scatter_width(n) > 32 * nnz) return false;
+  const int64_t width = cpu::csr_scatter_width(n);
+  if (k * width > cpu::kCsrScatterMaxFloats || parts * k * width > 32 * nnz) return false;
   const cpu::CsrSpmmTScatterArgs<T, I> args{rp,  col_idx.data_ptr<I>(), data_as<const T>(values), data_as<const T>(b),
                                            m,   k,
                                            n,   b.stride(0),
