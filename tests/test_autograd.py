@@ -238,6 +238,18 @@ def test_csr_spmm_t_scatter_widths(isa, n, dtype, index_dtype):
     assert_matches_reference(out, ref, dtype, torch_same)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 8, 9, 16, 17, 33, 48, 64, 65])
+def test_sparse24_spmm_t_scatter_widths(isa, n, dtype):
+    """sparse24_spmm_t with n <= 64 scatters like CSR (buffers of roundup(k, 16) rows: the padding columns' terms
+    land in rows that are never read); n = 65 takes the strip kernel. k not a multiple of 16, enough rows for
+    several parts, b strided for odd n."""
+    m, k = 700, 97
+    index, values = random_pattern("sparse24", m, k, dtype=dtype)
+    b = random_dense(m, n + n % 2, dtype=dtype, seed=n)[:, :n]
+    check_spmm_t("sparse24", index, values, b, m, k)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_strided_operands(isa, fmt):
     index, values = random_pattern(fmt, 20, 30)

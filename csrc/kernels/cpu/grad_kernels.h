@@ -164,6 +164,10 @@ struct Sparse24SddmmArgs {
   template <typename T, typename I>                                                              \
   void csr_spmm_t_scatter(const CsrSpmmTScatterArgs<T, I>& a, int64_t begin, int64_t end, float** acc, \
                           int64_t* first_bad);                                                   \
+  /* as csr_spmm_t_scatter for a 2:4 A (validated; out unused): the buffer has roundup(k, 16)   \
+     rows */                                                                                     \
+  template <typename T>                                                                          \
+  void sparse24_spmm_t_scatter(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end, float** acc); \
   /* out rows [begin, end) (columns [0, n), row stride ldo) = the sum of the nparts buffers */   \
   template <typename T>                                                                          \
   void csr_spmm_t_reduce(const float* const* parts, int64_t nparts, int64_t n, T* out, int64_t ldo, \

@@ -185,91 +185,117 @@ void csr_spmm_t(const CsrSpmmTArgs<T, I>& a, int64_t begin, int64_t end) {
 // term) took ~14 ns per term, 70 ms of the 76 at 70 % 4096^2 n = 16 (fp32,
 // 2 threads), where this form takes ~4.
 
-// Terms [c0, ce) of one row (its b row in bv, NV vectors) added to their
-// columns' buffer rows. In groups of G terms with increasing columns (so
-// distinct: checked, else one by one) whose loads all come before their
+// Row i of b in registers for the scatter: WP floats, zero past n.
+template <int WP>
+struct BRow {
+  static constexpr int kNV = WP < kW ? 1 : WP / kW;
+  VecF v[kNV];
+  float s;  // WP == 1: the value itself
+};
+template <int WP, typename T>
+static inline BRow<WP> load_brow(const T* brow, int64_t n) {
+  BRow<WP> r;
+  if constexpr (WP == 1) {
+    r.s = to_float(brow[0]);
+  } else {
+    static_assert(WP < kW ? kW % WP == 0 : WP % kW == 0, "a buffer row is whole or half vectors");
+    for (int u = 0; u < r.kNV; ++u) {
+      const int64_t left = n - int64_t(u) * kW;
+      r.v[u] = left >= kW ? vload(brow + u * kW) : left > 0 ? vload_partial(brow + u * kW, int(left)) : vzero();
+    }
+  }
+  return r;
+}
+
+// The cnt terms (cols[t], vals[t]) of one row (its b row in br) added to
+// their columns' buffer rows. In groups of G terms with increasing columns
+// (so distinct: checked, else one by one) whose loads all come before their
 // stores: one term at a time, each buffer row's load was predicted to wait on
 // the previous term's store (a term took ~9 cycles; 70 % 4096^2 fp32 n = 32,
 // 2 threads: 11.8 -> 8.0 ms).
-template <int WP, int NV, typename T, typename I>
-static inline void scatter_terms(const CsrSpmmTScatterArgs<T, I>& a, const VecF (&bv)[NV], int64_t c0, int64_t ce,
-                                 float* acc) {
-  constexpr int G = NV >= 8 ? 1 : NV >= 4 ? 2 : 4;
-  int64_t p = c0;
-  for (; p + G <= ce; p += G) {
-    int64_t c[G];
-    bool increasing = true;
-    for (int g = 0; g < G; ++g) c[g] = int64_t(a.col_idx[p + g]);
-    for (int g = 1; g < G; ++g) increasing &= c[g - 1] < c[g];
-    if (!increasing) break;
-    VecF x[G][NV];
-    for (int g = 0; g < G; ++g)
-      for (int u = 0; u < NV; ++u) x[g][u] = vload(acc + c[g] * WP + u * kW);
-    for (int g = 0; g < G; ++g) {
-      const VecF v = vset1(to_float(a.values[p + g]));
-      for (int u = 0; u < NV; ++u) vstore(acc + c[g] * WP + u * kW, vfma(v, bv[u], x[g][u]));
+template <int WP, typename C, typename T>
+static inline void scatter_terms(const BRow<WP>& br, const C* cols, const T* vals, int64_t cnt, float* acc) {
+  if constexpr (WP == 1) {
+    for (int64_t t = 0; t < cnt; ++t) acc[int64_t(cols[t])] += to_float(vals[t]) * br.s;
+    return;
+  } else {
+#if defined(__AVX512F__)
+    if constexpr (WP < kW) {  // WP == 8: half a vector, 256-bit
+      const __m256 bv = _mm512_castps512_ps256(br.v[0].v);
+      for (int64_t t = 0; t < cnt; ++t) {
+        float* r = acc + int64_t(cols[t]) * WP;
+        _mm256_storeu_ps(r, _mm256_fmadd_ps(_mm256_set1_ps(to_float(vals[t])), bv, _mm256_loadu_ps(r)));
+      }
+      return;
+    } else
+#endif
+    {
+      constexpr int NV = BRow<WP>::kNV, G = NV >= 8 ? 1 : NV >= 4 ? 2 : 4;
+      int64_t t = 0;
+      for (; t + G <= cnt; t += G) {
+        int64_t c[G];
+        bool increasing = true;
+        for (int g = 0; g < G; ++g) c[g] = int64_t(cols[t + g]);
+        for (int g = 1; g < G; ++g) increasing &= c[g - 1] < c[g];
+        if (!increasing) break;
+        VecF x[G][NV];
+        for (int g = 0; g < G; ++g)
+          for (int u = 0; u < NV; ++u) x[g][u] = vload(acc + c[g] * WP + u * kW);
+        for (int g = 0; g < G; ++g) {
+          const VecF v = vset1(to_float(vals[t + g]));
+          for (int u = 0; u < NV; ++u) vstore(acc + c[g] * WP + u * kW, vfma(v, br.v[u], x[g][u]));
+        }
+      }
+      for (; t < cnt; ++t) {
+        const VecF v = vset1(to_float(vals[t]));
+        float* r = acc + int64_t(cols[t]) * WP;
+        for (int u = 0; u < NV; ++u) vstore(r + u * kW, vfma(v, br.v[u], vload(r + u * kW)));
+      }
     }
-  }
-  for (; p < ce; ++p) {
-    const VecF v = vset1(to_float(a.values[p]));
-    float* r = acc + int64_t(a.col_idx[p]) * WP;
-    for (int u = 0; u < NV; ++u) vstore(r + u * kW, vfma(v, bv[u], vload(r + u * kW)));
   }
 }
 
-// Rows [begin, end) of A scattered into acc (k x WP floats); each row's
+// Rows [begin, end) of a CSR A scattered into acc (k x WP floats); each row's
 // pointers are checked and its columns a chunk of kScatterCheckChunk at a time
 // just before use. Returns the first bad row, or -1.
 constexpr int64_t kScatterCheckChunk = 64;
-template <typename T, typename I>
-static inline bool row_pointers_ok(const CsrSpmmTScatterArgs<T, I>& a, int64_t i, int64_t& p0, int64_t& p1) {
-  p0 = int64_t(a.row_ptr[i]);
-  p1 = int64_t(a.row_ptr[i + 1]);
-  return p0 >= 0 && p0 <= p1 && p1 <= a.nnz;
-}
 template <int WP, typename T, typename I>
-static int64_t scatter_rows(const CsrSpmmTScatterArgs<T, I>& a, int64_t begin, int64_t end, float* acc) {
+static int64_t csr_scatter_rows(const CsrSpmmTScatterArgs<T, I>& a, int64_t begin, int64_t end, float* acc) {
   for (int64_t i = begin; i < end; ++i) {
-    int64_t p0, p1;
-    if (!row_pointers_ok(a, i, p0, p1)) return i;
+    const int64_t p0 = int64_t(a.row_ptr[i]), p1 = int64_t(a.row_ptr[i + 1]);
+    if (!(p0 >= 0 && p0 <= p1 && p1 <= a.nnz)) return i;
     if (p0 == p1) continue;
-    const T* brow = a.b + i * a.ldb;
-    if constexpr (WP == 1) {
-      const float bi = to_float(brow[0]);
-      if (!cols_in_range(a.col_idx + p0, p1 - p0, a.k)) return i;
-      for (int64_t p = p0; p < p1; ++p) acc[int64_t(a.col_idx[p])] += to_float(a.values[p]) * bi;
-      continue;
-    } else {
-#if defined(__AVX512F__)
-      if constexpr (WP < kW) {  // WP == 8: half a vector, 256-bit
-        const __m256 bv = _mm512_castps512_ps256(vload_partial(brow, int(a.n)).v);
-        if (!cols_in_range(a.col_idx + p0, p1 - p0, a.k)) return i;
-        for (int64_t p = p0; p < p1; ++p) {
-          float* r = acc + int64_t(a.col_idx[p]) * WP;
-          _mm256_storeu_ps(r, _mm256_fmadd_ps(_mm256_set1_ps(to_float(a.values[p])), bv, _mm256_loadu_ps(r)));
-        }
-        continue;
-      } else
-#endif
-      {
-        constexpr int NV = WP / kW;
-        static_assert(WP % kW == 0, "a buffer row is whole vectors");
-        VecF bv[NV];
-        for (int u = 0; u < NV; ++u) {
-          const int64_t left = a.n - int64_t(u) * kW;
-          bv[u] = left >= kW ? vload(brow + u * kW) : left > 0 ? vload_partial(brow + u * kW, int(left)) : vzero();
-        }
-        for (int64_t c0 = p0; c0 < p1; c0 += kScatterCheckChunk) {
-          const int64_t ce = p1 - c0 < kScatterCheckChunk ? p1 : c0 + kScatterCheckChunk;
-          if (!cols_in_range(a.col_idx + c0, ce - c0, a.k)) return i;
-          scatter_terms<WP>(a, bv, c0, ce, acc);
-        }
-      }
+    const BRow<WP> br = load_brow<WP>(a.b + i * a.ldb, a.n);
+    for (int64_t c0 = p0; c0 < p1; c0 += kScatterCheckChunk) {
+      const int64_t ce = p1 - c0 < kScatterCheckChunk ? p1 : c0 + kScatterCheckChunk;
+      if (!cols_in_range(a.col_idx + c0, ce - c0, a.k)) return i;
+      scatter_terms<WP>(br, a.col_idx + c0, a.values + c0, ce - c0, acc);
     }
   }
   return -1;
 }
 
+// Rows [begin, end) of a 2:4 A (validated) scattered into acc (kp x WP
+// floats: the padding columns' terms land in rows >= k, never read): per meta
+// word, its 8 columns (increasing) and values.
+template <int WP, typename T>
+static void sparse24_scatter_rows(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end, float* acc) {
+  const int64_t kp = (a.k + 15) / 16 * 16, words = kp / 16;
+  alignas(32) int32_t cols[8];
+  for (int64_t i = begin; i < end; ++i) {
+    const BRow<WP> br = load_brow<WP>(a.b + i * a.ldb, a.n);
+    const uint16_t* meta = a.meta + i * words;
+    const T* vals = a.values + i * (kp / 2);
+    for (int64_t w = 0; w < words; ++w) {
+      v8store_sparse24_offsets(cols, meta[w], 1);
+      for (int t = 0; t < 8; ++t) cols[t] += int32_t(16 * w);
+      scatter_terms<WP>(br, cols, vals + 8 * w, 8, acc);
+    }
+  }
+}
+
+// This thread's scatter buffer: rows x width floats, zeroed; nullptr when it
+// cannot be allocated.
 __attribute__((noinline)) static FloatBuffer& thread_scatter_buffer() {
   static thread_local FloatBuffer buf;
   return buf;
@@ -373,25 +399,41 @@ void sparse24_spmm_t(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end) 
   delete sc;
 }
 
+static float* zeroed_scatter_buffer(int64_t rows, int64_t width) {
+  FloatBuffer& buf = thread_scatter_buffer();
+  if (!buf.reserve(rows * width)) return nullptr;
+  std::memset(buf.data, 0, size_t(rows * width) * sizeof(float));
+  return buf.data;
+}
+
 template <typename T, typename I>
 void csr_spmm_t_scatter(const CsrSpmmTScatterArgs<T, I>& a, int64_t begin, int64_t end, float** acc,
                         int64_t* first_bad) {
-  const int64_t wp = csr_scatter_width(a.n);
-  FloatBuffer& buf = thread_scatter_buffer();
-  *acc = nullptr;
   *first_bad = -1;
-  if (!buf.reserve(a.k * wp)) return;
-  float* const r = buf.data;
-  std::memset(r, 0, size_t(a.k * wp) * sizeof(float));
-  switch (wp) {
-    case 1: *first_bad = scatter_rows<1>(a, begin, end, r); break;
-    case 8: *first_bad = scatter_rows<8>(a, begin, end, r); break;
-    case 16: *first_bad = scatter_rows<16>(a, begin, end, r); break;
-    case 32: *first_bad = scatter_rows<32>(a, begin, end, r); break;
-    case 48: *first_bad = scatter_rows<48>(a, begin, end, r); break;
-    default: *first_bad = scatter_rows<64>(a, begin, end, r); break;
+  float* const r = *acc = zeroed_scatter_buffer(a.k, csr_scatter_width(a.n));
+  if (r == nullptr) return;
+  switch (csr_scatter_width(a.n)) {
+    case 1: *first_bad = csr_scatter_rows<1>(a, begin, end, r); break;
+    case 8: *first_bad = csr_scatter_rows<8>(a, begin, end, r); break;
+    case 16: *first_bad = csr_scatter_rows<16>(a, begin, end, r); break;
+    case 32: *first_bad = csr_scatter_rows<32>(a, begin, end, r); break;
+    case 48: *first_bad = csr_scatter_rows<48>(a, begin, end, r); break;
+    default: *first_bad = csr_scatter_rows<64>(a, begin, end, r); break;
   }
-  *acc = r;
+}
+
+template <typename T>
+void sparse24_spmm_t_scatter(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end, float** acc) {
+  float* const r = *acc = zeroed_scatter_buffer((a.k + 15) / 16 * 16, csr_scatter_width(a.n));
+  if (r == nullptr) return;
+  switch (csr_scatter_width(a.n)) {
+    case 1: sparse24_scatter_rows<1>(a, begin, end, r); break;
+    case 8: sparse24_scatter_rows<8>(a, begin, end, r); break;
+    case 16: sparse24_scatter_rows<16>(a, begin, end, r); break;
+    case 32: sparse24_scatter_rows<32>(a, begin, end, r); break;
+    case 48: sparse24_scatter_rows<48>(a, begin, end, r); break;
+    default: sparse24_scatter_rows<64>(a, begin, end, r); break;
+  }
 }
 
 template <typename T>
@@ -431,6 +473,7 @@ SK_INSTANTIATE(bf16_t, int64_t)
 
 #define SK_INSTANTIATE(T)                                                                  \
   template void csr_spmm_t_reduce<T>(const float* const*, int64_t, int64_t, T*, int64_t, int64_t, int64_t); \
+  template void sparse24_spmm_t_scatter<T>(const Sparse24SpmmTArgs<T>&, int64_t, int64_t, float**); \
   template void bitmap_spmm_t<T>(const BitmapSpmmTArgs<T>&, int64_t, int64_t);            \
   template void sparse24_spmm_t<T>(const Sparse24SpmmTArgs<T>&, int64_t, int64_t);
 SK_INSTANTIATE(float)

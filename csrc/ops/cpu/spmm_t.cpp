@@ -54,14 +54,51 @@ void parallel_over_out_rows(int64_t rows, int64_t n, F term_prefix, const G& bod
   parallel_for_row_parts(bounds, body);
 }
 
-// The scatter form (kernels/cpu/spmm_t.cpp) where it pays: n <= kCsrScatterMaxN,
-// a buffer of at most kCsrScatterMaxFloats and the parts' buffers (zeroed,
-// then summed) at most 32 floats per term.
-// Each part of A's rows (one per thread) adds its terms to its thread's
-// buffer, checking every row pointer and column as it reads it; then the
-// buffers are summed into out by rows. On a bad index the full validator
-// raises its message. False when the form does not apply or a buffer could
-// not be allocated: the caller then validates and builds the transposed index.
+// The scatter form (kernels/cpu/spmm_t.cpp): each part of A's rows (bounds,
+// one per thread) adds its terms to its thread's fp32 buffer
+// (scatter(row_begin, row_end, &buffer, &first_bad)), then the buffers are
+// summed into out by rows. kScatterOk, or kScatterBadIndex when a part
+// reported a bad row, or kScatterNoBuffer when a buffer could not be allocated.
+enum ScatterResult { kScatterOk, kScatterBadIndex, kScatterNoBuffer };
+template <typename T, typename Scatter>
+ScatterResult scatter_and_reduce(const std::vector<int64_t>& bounds, const Scatter& scatter, int64_t n,
+                                 at::Tensor& out) {
+  const int64_t parts = int64_t(bounds.size()) - 1;
+  std::vector<float*> bufs(size_t(parts), nullptr);
+  std::vector<int64_t> bad(size_t(parts), -1);
+  std::vector<char> ran(size_t(parts), 0);
+  at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
+    // one buffer for all the parts this thread runs (their terms add up)
+    scatter(bounds[size_t(pb)], bounds[size_t(pe)], &bufs[size_t(pb)], &bad[size_t(pb)]);
+    ran[size_t(pb)] = 1;
+  });
+  std::vector<const float*> used;
+  for (int64_t q = 0; q < parts; ++q) {
+    if (bad[size_t(q)] >= 0) return kScatterBadIndex;
+    if (!ran[size_t(q)]) continue;
+    if (bufs[size_t(q)] == nullptr) return kScatterNoBuffer;
+    used.push_back(bufs[size_t(q)]);
+  }
+  T* o = data_as<T>(out);
+  const int64_t k = out.size(0), ldo = out.stride(0), np = int64_t(used.size());
+  at::parallel_for(0, k, std::max<int64_t>(1, (1 << 14) / (n * np)), [&](int64_t begin, int64_t end) {
+    SK_CPU_CALL(csr_spmm_t_reduce, used.data(), np, n, o, ldo, begin, end);
+  });
+  return kScatterOk;
+}
+
+// Whether the scatter form pays for `terms` stored elements and buffers of
+// `rows` rows: n <= kCsrScatterMaxN, a buffer of at most kCsrScatterMaxFloats
+// and all parts' buffers (zeroed, then summed) at most 32 floats per term.
+bool scatter_pays(int64_t parts, int64_t rows, int64_t n, int64_t terms) {
+  const int64_t width = cpu::csr_scatter_width(n);
+  return n <= cpu::kCsrScatterMaxN && rows * width <= cpu::kCsrScatterMaxFloats && parts * rows * width <= 32 * terms;
+}
+
+// CSR: the kernel checks every row pointer and column as it reads it; on a
+// bad one the full validator raises its message. False when the form does not
+// apply or a buffer could not be allocated: the caller then validates and
+// builds the transposed index.
 template <typename T, typename I>
 bool csr_spmm_t_scatter(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
                         const at::Tensor& values, const at::Tensor& b, at::Tensor& out, int64_t k) {
@@ -72,35 +109,19 @@ bool csr_spmm_t_scatter(const char* op, const at::Tensor& row_ptr, const at::Ten
   const I* rp = row_ptr.data_ptr<I>();
   const std::vector<int64_t> bounds =
       split_rows_by_cost(m, 1 << 15, [&](int64_t i) { return int64_t(rp[i]) * (n + 4) + i; });
-  const int64_t parts = int64_t(bounds.size()) - 1;
-  const int64_t width = cpu::csr_scatter_width(n);
-  if (k * width > cpu::kCsrScatterMaxFloats || parts * k * width > 32 * nnz) return false;
+  if (!scatter_pays(int64_t(bounds.size()) - 1, k, n, nnz)) return false;
   const cpu::CsrSpmmTScatterArgs<T, I> args{rp,  col_idx.data_ptr<I>(), data_as<const T>(values), data_as<const T>(b),
                                            m,   k,
                                            n,   b.stride(0),
                                            nnz};
-  std::vector<float*> bufs(size_t(parts), nullptr);
-  std::vector<int64_t> bad(size_t(parts), -1);
-  std::vector<char> ran(size_t(parts), 0);
-  at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
-    // one buffer for all the parts this thread runs (their terms add up)
-    SK_CPU_CALL(csr_spmm_t_scatter, args, bounds[size_t(pb)], bounds[size_t(pe)], &bufs[size_t(pb)],
-                &bad[size_t(pb)]);
-    ran[size_t(pb)] = 1;
-  });
-  std::vector<const float*> used;
-  for (int64_t q = 0; q < parts; ++q) {
-    if (bad[size_t(q)] >= 0) raise_from_validator(op, [&] { validate_csr(op, row_ptr, col_idx, values, m, k); });
-    if (!ran[size_t(q)]) continue;
-    if (bufs[size_t(q)] == nullptr) return false;
-    used.push_back(bufs[size_t(q)]);
-  }
-  T* o = data_as<T>(out);
-  const int64_t ldo = out.stride(0), np = int64_t(used.size());
-  at::parallel_for(0, k, std::max<int64_t>(1, (1 << 14) / (n * np)), [&](int64_t begin, int64_t end) {
-    SK_CPU_CALL(csr_spmm_t_reduce, used.data(), np, n, o, ldo, begin, end);
-  });
-  return true;
+  const ScatterResult r = scatter_and_reduce<T>(
+      bounds,
+      [&](int64_t begin, int64_t end, float** acc, int64_t* first_bad) {
+        SK_CPU_CALL(csr_spmm_t_scatter, args, begin, end, acc, first_bad);
+      },
+      n, out);
+  if (r == kScatterBadIndex) raise_from_validator(op, [&] { validate_csr(op, row_ptr, col_idx, values, m, k); });
+  return r == kScatterOk;
 }
 
 }  // namespace
@@ -276,6 +297,21 @@ at::Tensor sparse24_spmm_t_cpu(const at::Tensor& values, const at::Tensor& meta,
                                          n,
                                          bb.stride(0),
                                          out.stride(0)};
+    // the scatter form (see csr_spmm_t_scatter): m * kp / 2 terms, buffers of kp rows
+    const int64_t kp = (k + 15) / 16 * 16;
+    if (m > 0) {
+      const std::vector<int64_t> bounds =
+          split_rows_by_cost(m, 1 << 15, [&](int64_t i) { return i * (kp / 2) * (n + 4); });
+      if (scatter_pays(int64_t(bounds.size()) - 1, kp, n, m * (kp / 2)) &&
+          scatter_and_reduce<T>(
+              bounds,
+              [&](int64_t begin, int64_t end, float** acc, int64_t* first_bad) {
+                *first_bad = -1;
+                SK_CPU_CALL(sparse24_spmm_t_scatter, args, begin, end, acc);
+              },
+              n, out) == kScatterOk)
+        return;
+    }
     // A chunk holds m * 32 stored elements.
     at::parallel_for(0, chunks, spmm_row_grain(chunks, chunks * m * 32, n),
                      [&](int64_t begin, int64_t end) { SK_CPU_CALL(sparse24_spmm_t, args, begin, end); });
