@@ -250,6 +250,19 @@ def test_sparse24_spmm_t_scatter_widths(isa, n, dtype):
     check_spmm_t("sparse24", index, values, b, m, k)
 
 
+@pytest.mark.parametrize("density", [0.05, 0.5, 1.0])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 8, 9, 16, 17])
+def test_bitmap_spmm_t_scatter_widths(isa, n, dtype, density):
+    """bitmap_spmm_t with n <= 16 scatters by group rows (each row's terms decoded across its groups first; the
+    last tile rows read a partial 8 values at the end of the values array); n = 17 takes the strip kernel. Edge
+    groups in both dimensions, enough group rows for several parts, b strided for odd n."""
+    m, k = 700, 197
+    index, values = random_pattern("bitmap", m, k, density, dtype=dtype)
+    b = random_dense(m, n + n % 2, dtype=dtype, seed=n)[:, :n]
+    check_spmm_t("bitmap", index, values, b, m, k)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_strided_operands(isa, fmt):
     index, values = random_pattern(fmt, 20, 30)

@@ -168,6 +168,9 @@ struct Sparse24SddmmArgs {
      rows */                                                                                     \
   template <typename T>                                                                          \
   void sparse24_spmm_t_scatter(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end, float** acc); \
+  /* as csr_spmm_t_scatter for group rows [begin, end) of a bitmap A (validated; out unused) */ \
+  template <typename T>                                                                          \
+  void bitmap_spmm_t_scatter(const BitmapSpmmTArgs<T>& a, int64_t begin, int64_t end, float** acc); \
   /* out rows [begin, end) (columns [0, n), row stride ldo) = the sum of the nparts buffers */   \
   template <typename T>                                                                          \
   void csr_spmm_t_reduce(const float* const* parts, int64_t nparts, int64_t n, T* out, int64_t ldo, \

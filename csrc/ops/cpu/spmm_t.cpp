@@ -256,6 +256,26 @@ at::Tensor bitmap_spmm_t_cpu(const at::Tensor& group_offsets, const at::Tensor& 
                                        n,
                                        bb.stride(0),
                                        out.stride(0)};
+    // the scatter form (see csr_spmm_t_scatter) by group rows, values.numel()
+    // terms at most, for n <= 16: its decode per (row, tile) is a fixed cost,
+    // and from n = 32 the strip kernel was as fast or faster (4096^2, fp32,
+    // 2 threads, strip -> scatter: 70 % n = 1 11.4 -> 5.3 ms, n = 16 13.1 ->
+    // 6.5, n = 32 11.9 -> 12.1, n = 64 15.2 -> 20.4; 90 % n = 16 6.3 -> 5.7)
+    const int64_t group_rows = (m + 63) / 64;
+    if (group_rows > 0 && n <= 16) {
+      const int64_t* go = group_offsets.data_ptr<int64_t>();
+      const std::vector<int64_t> bounds = split_rows_by_cost(
+          group_rows, 1 << 15, [&](int64_t gi) { return go[gi * group_cols] * (n + 4) + gi * 64 * group_cols; });
+      if (scatter_pays(int64_t(bounds.size()) - 1, k, n, values.numel()) &&
+          scatter_and_reduce<T>(
+              bounds,
+              [&](int64_t begin, int64_t end, float** acc, int64_t* first_bad) {
+                *first_bad = -1;
+                SK_CPU_CALL(bitmap_spmm_t_scatter, args, begin, end, acc);
+              },
+              n, out) == kScatterOk)
+        return;
+    }
     at::parallel_for(0, group_cols, spmm_row_grain(group_cols, values.numel(), n),
                      [&](int64_t begin, int64_t end) { SK_CPU_CALL(bitmap_spmm_t, args, begin, end); });
   });
