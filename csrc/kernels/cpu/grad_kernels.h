@@ -49,11 +49,11 @@ struct CsrSpmmTArgs {
 };
 
 // The scatter form of out[k, n] = A^T @ b (csr_spmm_t_scatter): a part of A's
-// rows adds each term values[p] * b[i, :] to row col_idx[p] of an fp32 buffer
-// [k, wp] of its thread, then csr_spmm_t_reduce sums the parts' buffers into
-// out. For n <= kCsrScatterMaxN (no transposed index to build).
+// rows adds each term values[p] * b[i, :] to row col_idx[p] of the part's fp32
+// buffer [k, wp], then csr_spmm_t_reduce sums the parts' buffers into out. For
+// n <= kCsrScatterMaxN (no transposed index to build).
 constexpr int64_t kCsrScatterMaxN = 64;
-// and a buffer of at most this many floats (8 MiB per thread, kept for reuse)
+// and a buffer of at most this many floats (8 MiB per part)
 constexpr int64_t kCsrScatterMaxFloats = int64_t(1) << 21;
 // floats per buffer row: 1, 8, or n rounded up to 16
 inline int64_t csr_scatter_width(int64_t n) { return n == 1 ? 1 : n <= 8 ? 8 : (n + 15) / 16 * 16; }
@@ -158,19 +158,19 @@ struct Sparse24SddmmArgs {
   /* rows [begin, end) of out (columns of A) */                                                  \
   template <typename T, typename I>                                                              \
   void csr_spmm_t(const CsrSpmmTArgs<T, I>& a, int64_t begin, int64_t end);                      \
-  /* *acc = this thread's buffer [k, csr_scatter_width(n)], zeroed, plus the terms of A's rows   \
-     [begin, end) (nullptr when it cannot be allocated); *first_bad = the first of those rows    \
-     with a bad row pointer or column (the buffer is then incomplete), or -1 */                 \
+  /* acc (k x csr_scatter_width(n) floats) = zeroed, then the terms of A's rows [begin, end)    \
+     added; *first_bad = the first of those rows with a bad row pointer or column (acc is then  \
+     incomplete), or -1 */                                                                       \
   template <typename T, typename I>                                                              \
-  void csr_spmm_t_scatter(const CsrSpmmTScatterArgs<T, I>& a, int64_t begin, int64_t end, float** acc, \
+  void csr_spmm_t_scatter(const CsrSpmmTScatterArgs<T, I>& a, int64_t begin, int64_t end, float* acc, \
                           int64_t* first_bad);                                                   \
-  /* as csr_spmm_t_scatter for a 2:4 A (validated; out unused): the buffer has roundup(k, 16)   \
-     rows */                                                                                     \
+  /* as csr_spmm_t_scatter for a 2:4 A (validated; out unused): acc has roundup(k, 16) rows */   \
   template <typename T>                                                                          \
-  void sparse24_spmm_t_scatter(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end, float** acc); \
-  /* as csr_spmm_t_scatter for group rows [begin, end) of a bitmap A (validated; out unused) */ \
+  void sparse24_spmm_t_scatter(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end, float* acc); \
+  /* as csr_spmm_t_scatter for group rows [begin, end) of a bitmap A (validated; out unused);   \
+     *ok = false when its scratch cannot be allocated */                                         \
   template <typename T>                                                                          \
-  void bitmap_spmm_t_scatter(const BitmapSpmmTArgs<T>& a, int64_t begin, int64_t end, float** acc); \
+  void bitmap_spmm_t_scatter(const BitmapSpmmTArgs<T>& a, int64_t begin, int64_t end, float* acc, bool* ok); \
   /* out rows [begin, end) (columns [0, n), row stride ldo) = the sum of the nparts buffers */   \
   template <typename T>                                                                          \
   void csr_spmm_t_reduce(const float* const* parts, int64_t nparts, int64_t n, T* out, int64_t ldo, \

@@ -345,12 +345,6 @@ static void bitmap_scatter_group_rows(const BitmapSpmmTArgs<T>& a, int64_t begin
   }
 }
 
-// This thread's scatter buffer: rows x width floats, zeroed; nullptr when it
-// cannot be allocated.
-__attribute__((noinline)) static FloatBuffer& thread_scatter_buffer() {
-  static thread_local FloatBuffer buf;
-  return buf;
-}
 
 // ---------------------------------------------------------------------------
 // BSR
@@ -450,19 +444,16 @@ void sparse24_spmm_t(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end) 
   delete sc;
 }
 
-static float* zeroed_scatter_buffer(int64_t rows, int64_t width) {
-  FloatBuffer& buf = thread_scatter_buffer();
-  if (!buf.reserve(rows * width)) return nullptr;
-  std::memset(buf.data, 0, size_t(rows * width) * sizeof(float));
-  return buf.data;
+static float* zeroed(float* acc, int64_t rows, int64_t width) {
+  std::memset(acc, 0, size_t(rows * width) * sizeof(float));
+  return acc;
 }
 
 template <typename T, typename I>
-void csr_spmm_t_scatter(const CsrSpmmTScatterArgs<T, I>& a, int64_t begin, int64_t end, float** acc,
+void csr_spmm_t_scatter(const CsrSpmmTScatterArgs<T, I>& a, int64_t begin, int64_t end, float* acc,
                         int64_t* first_bad) {
   *first_bad = -1;
-  float* const r = *acc = zeroed_scatter_buffer(a.k, csr_scatter_width(a.n));
-  if (r == nullptr) return;
+  float* const r = zeroed(acc, a.k, csr_scatter_width(a.n));
   switch (csr_scatter_width(a.n)) {
     case 1: *first_bad = csr_scatter_rows<1>(a, begin, end, r); break;
     case 8: *first_bad = csr_scatter_rows<8>(a, begin, end, r); break;
@@ -484,10 +475,10 @@ __attribute__((noinline)) static BitmapScatterScratch& thread_bitmap_scratch() {
 }
 
 template <typename T>
-void bitmap_spmm_t_scatter(const BitmapSpmmTArgs<T>& a, int64_t begin, int64_t end, float** acc) {
+void bitmap_spmm_t_scatter(const BitmapSpmmTArgs<T>& a, int64_t begin, int64_t end, float* acc, bool* ok) {
+  *ok = false;
   const int64_t gk = (a.k + 63) / 64;
   BitmapScatterScratch& sc = thread_bitmap_scratch();
-  *acc = nullptr;
   try {
     if (int64_t(sc.starts.size()) < gk * 64) sc.starts.resize(size_t(gk * 64));
     if (int64_t(sc.cols.size()) < gk * 64 + 8) sc.cols.resize(size_t(gk * 64 + 8));
@@ -495,8 +486,7 @@ void bitmap_spmm_t_scatter(const BitmapSpmmTArgs<T>& a, int64_t begin, int64_t e
   } catch (const std::bad_alloc&) {
     return;
   }
-  float* const r = *acc = zeroed_scatter_buffer(a.k, csr_scatter_width(a.n));
-  if (r == nullptr) return;
+  float* const r = zeroed(acc, a.k, csr_scatter_width(a.n));
   uint16_t* const st = sc.starts.data();
   int32_t* const rc = sc.cols.data();
   float* const rv = sc.vals.data();
@@ -508,12 +498,12 @@ void bitmap_spmm_t_scatter(const BitmapSpmmTArgs<T>& a, int64_t begin, int64_t e
     case 48: bitmap_scatter_group_rows<48>(a, begin, end, r, st, rc, rv); break;
     default: bitmap_scatter_group_rows<64>(a, begin, end, r, st, rc, rv); break;
   }
+  *ok = true;
 }
 
 template <typename T>
-void sparse24_spmm_t_scatter(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end, float** acc) {
-  float* const r = *acc = zeroed_scatter_buffer((a.k + 15) / 16 * 16, csr_scatter_width(a.n));
-  if (r == nullptr) return;
+void sparse24_spmm_t_scatter(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end, float* acc) {
+  float* const r = zeroed(acc, (a.k + 15) / 16 * 16, csr_scatter_width(a.n));
   switch (csr_scatter_width(a.n)) {
     case 1: sparse24_scatter_rows<1>(a, begin, end, r); break;
     case 8: sparse24_scatter_rows<8>(a, begin, end, r); break;
@@ -549,7 +539,7 @@ template void csr_transpose<int64_t>(const CsrTransposeArgs<int64_t>&);
 
 #define SK_INSTANTIATE(T, I)                                                           \
   template void csr_spmm_t<T, I>(const CsrSpmmTArgs<T, I>&, int64_t, int64_t);        \
-  template void csr_spmm_t_scatter<T, I>(const CsrSpmmTScatterArgs<T, I>&, int64_t, int64_t, float**, int64_t*); \
+  template void csr_spmm_t_scatter<T, I>(const CsrSpmmTScatterArgs<T, I>&, int64_t, int64_t, float*, int64_t*); \
   template void bsr_spmm_t<T, I>(const BsrSpmmTArgs<T, I>&, int64_t, int64_t);
 SK_INSTANTIATE(float, int32_t)
 SK_INSTANTIATE(float, int64_t)
@@ -561,8 +551,8 @@ SK_INSTANTIATE(bf16_t, int64_t)
 
 #define SK_INSTANTIATE(T)                                                                  \
   template void csr_spmm_t_reduce<T>(const float* const*, int64_t, int64_t, T*, int64_t, int64_t, int64_t); \
-  template void sparse24_spmm_t_scatter<T>(const Sparse24SpmmTArgs<T>&, int64_t, int64_t, float**); \
-  template void bitmap_spmm_t_scatter<T>(const BitmapSpmmTArgs<T>&, int64_t, int64_t, float**); \
+  template void sparse24_spmm_t_scatter<T>(const Sparse24SpmmTArgs<T>&, int64_t, int64_t, float*); \
+  template void bitmap_spmm_t_scatter<T>(const BitmapSpmmTArgs<T>&, int64_t, int64_t, float*, bool*); \
   template void bitmap_spmm_t<T>(const BitmapSpmmTArgs<T>&, int64_t, int64_t);            \
   template void sparse24_spmm_t<T>(const Sparse24SpmmTArgs<T>&, int64_t, int64_t);
 SK_INSTANTIATE(float)

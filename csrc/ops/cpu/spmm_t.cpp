@@ -54,30 +54,32 @@ void parallel_over_out_rows(int64_t rows, int64_t n, F term_prefix, const G& bod
   parallel_for_row_parts(bounds, body);
 }
 
-// The scatter form (kernels/cpu/spmm_t.cpp): each part of A's rows (bounds,
-// one per thread) adds its terms to its thread's fp32 buffer
-// (scatter(row_begin, row_end, &buffer, &first_bad)), then the buffers are
-// summed into out by rows. kScatterOk, or kScatterBadIndex when a part
-// reported a bad row, or kScatterNoBuffer when a buffer could not be allocated.
+// The scatter form (kernels/cpu/spmm_t.cpp): each part of A's rows (bounds)
+// adds its terms to its own fp32 buffer of `rows` x csr_scatter_width(n)
+// floats (scatter(row_begin, row_end, buffer, &first_bad)), then the buffers
+// are summed into out by rows. The buffers are one allocation per call, a
+// part each: thread-local ones could be shared by two parts that one thread
+// runs, or reused by another call between the two phases. kScatterOk, or
+// kScatterBadIndex when a part reported a bad row, or kScatterNoBuffer when
+// the scatter could not run.
 enum ScatterResult { kScatterOk, kScatterBadIndex, kScatterNoBuffer };
 template <typename T, typename Scatter>
-ScatterResult scatter_and_reduce(const std::vector<int64_t>& bounds, const Scatter& scatter, int64_t n,
-                                 at::Tensor& out) {
-  const int64_t parts = int64_t(bounds.size()) - 1;
-  std::vector<float*> bufs(size_t(parts), nullptr);
+ScatterResult scatter_and_reduce(const std::vector<int64_t>& bounds, int64_t rows, const Scatter& scatter,
+                                 int64_t n, at::Tensor& out) {
+  const int64_t parts = int64_t(bounds.size()) - 1, size = rows * cpu::csr_scatter_width(n);
+  const at::Tensor buffers = at::empty({parts * size}, out.options().dtype(at::kFloat));
+  float* const base = buffers.data_ptr<float>();
   std::vector<int64_t> bad(size_t(parts), -1);
   std::vector<char> ran(size_t(parts), 0);
   at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
-    // one buffer for all the parts this thread runs (their terms add up)
-    scatter(bounds[size_t(pb)], bounds[size_t(pe)], &bufs[size_t(pb)], &bad[size_t(pb)]);
-    ran[size_t(pb)] = 1;
+    for (int64_t q = pb; q < pe; ++q)
+      ran[size_t(q)] = scatter(bounds[size_t(q)], bounds[size_t(q) + 1], base + q * size, &bad[size_t(q)]);
   });
   std::vector<const float*> used;
   for (int64_t q = 0; q < parts; ++q) {
     if (bad[size_t(q)] >= 0) return kScatterBadIndex;
-    if (!ran[size_t(q)]) continue;
-    if (bufs[size_t(q)] == nullptr) return kScatterNoBuffer;
-    used.push_back(bufs[size_t(q)]);
+    if (!ran[size_t(q)]) return kScatterNoBuffer;
+    used.push_back(base + q * size);
   }
   T* o = data_as<T>(out);
   const int64_t k = out.size(0), ldo = out.stride(0), np = int64_t(used.size());
@@ -115,9 +117,10 @@ bool csr_spmm_t_scatter(const char* op, const at::Tensor& row_ptr, const at::Ten
                                            n,   b.stride(0),
                                            nnz};
   const ScatterResult r = scatter_and_reduce<T>(
-      bounds,
-      [&](int64_t begin, int64_t end, float** acc, int64_t* first_bad) {
+      bounds, k,
+      [&](int64_t begin, int64_t end, float* acc, int64_t* first_bad) {
         SK_CPU_CALL(csr_spmm_t_scatter, args, begin, end, acc, first_bad);
+        return true;
       },
       n, out);
   if (r == kScatterBadIndex) raise_from_validator(op, [&] { validate_csr(op, row_ptr, col_idx, values, m, k); });
@@ -268,10 +271,12 @@ at::Tensor bitmap_spmm_t_cpu(const at::Tensor& group_offsets, const at::Tensor& 
           group_rows, 1 << 15, [&](int64_t gi) { return go[gi * group_cols] * (n + 4) + gi * 64 * group_cols; });
       if (scatter_pays(int64_t(bounds.size()) - 1, k, n, values.numel()) &&
           scatter_and_reduce<T>(
-              bounds,
-              [&](int64_t begin, int64_t end, float** acc, int64_t* first_bad) {
+              bounds, k,
+              [&](int64_t begin, int64_t end, float* acc, int64_t* first_bad) {
                 *first_bad = -1;
-                SK_CPU_CALL(bitmap_spmm_t_scatter, args, begin, end, acc);
+                bool ok = false;
+                SK_CPU_CALL(bitmap_spmm_t_scatter, args, begin, end, acc, &ok);
+                return ok;
               },
               n, out) == kScatterOk)
         return;
@@ -324,10 +329,11 @@ at::Tensor sparse24_spmm_t_cpu(const at::Tensor& values, const at::Tensor& meta,
           split_rows_by_cost(m, 1 << 15, [&](int64_t i) { return i * (kp / 2) * (n + 4); });
       if (scatter_pays(int64_t(bounds.size()) - 1, kp, n, m * (kp / 2)) &&
           scatter_and_reduce<T>(
-              bounds,
-              [&](int64_t begin, int64_t end, float** acc, int64_t* first_bad) {
+              bounds, kp,
+              [&](int64_t begin, int64_t end, float* acc, int64_t* first_bad) {
                 *first_bad = -1;
                 SK_CPU_CALL(sparse24_spmm_t_scatter, args, begin, end, acc);
+                return true;
               },
               n, out) == kScatterOk)
         return;
