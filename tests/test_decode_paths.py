@@ -201,3 +201,20 @@ class TestSparse24Fused:
         meta[-1, -1] = 0  # groups 16..19, wholly past k = 70 for 17..19
         with pytest.raises(ValueError, match=rf"'meta' of row {M_BIG - 1}, group 16 "):
             torch.ops.sparse.sparse24_spmm(self.values, meta, random_dense(self.k, 1))
+
+
+@pytest.mark.parametrize("first,second", [(70_001, 250_000), (511, 512), (0, 299_999)])
+def test_validator_names_the_smallest_bad_column(first, second):
+    """The validators search blocks of 512 indices branch-free on every thread (parallel_find_first_pure): with
+    two bad columns in different blocks (and in one block), the message names the smaller position."""
+    m, k, per_row = 3000, 4096, 100
+    row_ptr = torch.arange(0, (m + 1) * per_row, per_row, dtype=torch.int32)
+    col_idx = torch.randint(0, k, (m * per_row,), generator=torch.Generator().manual_seed(first), dtype=torch.int32)
+    col_idx[first] = k
+    col_idx[second] = -3
+    values = random_dense(m * per_row)
+    for b in (random_dense(k, 1), random_dense(k, 4)):
+        with pytest.raises(ValueError, match=rf"'col_idx\[{first}\]' = {k} is out of range"):
+            torch.ops.sparse.csr_spmm(row_ptr, col_idx, values, b, m)
+    with pytest.raises(ValueError, match=rf"'col_idx\[{first}\]' = {k} is out of range"):
+        torch.ops.sparse.csr_spmm_t(row_ptr, col_idx, values, random_dense(m, 4), k)
