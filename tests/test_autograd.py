@@ -212,11 +212,11 @@ def test_csr_spmm_t_unsorted_and_duplicate_columns(isa):
 
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [1, 3, 8, 9, 16, 17, 33, 48, 64, 65])
+@pytest.mark.parametrize("n", [1, 3, 8, 9, 16, 17, 33, 48, 64, 65, 130, 1025])
 def test_csr_spmm_t_scatter_widths(isa, n, dtype, index_dtype):
-    """csr_spmm_t with n <= 64 scatters each part of A's rows into a per-thread fp32 buffer (rows 1, 8 or n
-    rounded up to 16 floats wide; terms in groups when their columns increase, else one by one) and sums the
-    buffers; n = 65 builds the transposed index. Enough rows for several parts, empty rows, rows in increasing
+    """csr_spmm_t with n <= 64 scatters each part of A's rows into its own fp32 buffer (rows 1, 8 or n rounded
+    up to 16 floats wide; terms in groups when their columns increase, else one by one) and sums the buffers;
+    up to n = 1024 in panels of 64 columns (65: a 1-column last panel); n = 1025 builds the transposed index. Enough rows for several parts, empty rows, rows in increasing
     column order (with ties) and rows in random order with duplicate columns; b strided for odd n."""
     m, k = 900, 97
     g = torch.Generator().manual_seed(n)
