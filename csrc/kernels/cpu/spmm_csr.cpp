@@ -79,10 +79,10 @@ static inline void product_small_n(const CsrSpmmArgs<T, I>& a, int64_t p, VecF* 
   if constexpr (R > 0) acc[NF] = vfma(v, vload_head<R>(brow + NF * kW), acc[NF]);
 }
 
-// The stored entries [p0, p1) of a row in chunks of kCheckChunk: with check,
-// each chunk's columns are checked just before body(c0, ce) uses them (its
-// indices are then in L1 for the gathers), and the value and index streams
-// are prefetched kStreamAheadBytes ahead; false at the first chunk with a bad
+// The stored entries [p0, p1) of a row in chunks of kCheckChunk: each
+// chunk's columns are checked just before body(c0, ce) uses them (its indices
+// are then in L1 for the gathers), and the value and index streams are
+// prefetched kStreamAheadBytes ahead; false at the first chunk with a bad
 // column (body has not seen it). Against a checking pass over the whole row
 // first, measured in one process (alternating, median of 9, fp32, 2 threads,
 // 4096^2, n <= 16): 70 % n = 4 2.43 -> 1.94 ms and n = 16 3.25 -> 2.89 (the
@@ -91,11 +91,7 @@ static inline void product_small_n(const CsrSpmmArgs<T, I>& a, int64_t p, VecF* 
 constexpr int64_t kCheckChunk = 64;
 constexpr int64_t kStreamAheadBytes = 4096;
 template <typename T, typename I, typename F>
-static inline bool row_chunks(const CsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1, bool check, const F& body) {
-  if (!check) {
-    body(p0, p1);
-    return true;
-  }
+static inline bool row_chunks(const CsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1, const F& body) {
   for (int64_t c0 = p0; c0 < p1; c0 += kCheckChunk) {
     const int64_t ce = p1 - c0 < kCheckChunk ? p1 : c0 + kCheckChunk;
     if (!cols_in_range(a.col_idx + c0, ce - c0, a.k)) return false;
@@ -143,7 +139,7 @@ static int64_t rows_small_n(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t e
     VecF acc[S][NV];
     for (int s = 0; s < S; ++s)
       for (int u = 0; u < NV; ++u) acc[s][u] = vzero();
-    const bool ok = row_chunks(a, p0, p1, true, [&](int64_t c0, int64_t ce) {
+    const bool ok = row_chunks(a, p0, p1, [&](int64_t c0, int64_t ce) {
       int64_t p = c0;
       for (; p + S <= ce; p += S)
         for (int s = 0; s < S; ++s) product_small_n<N>(a, p + s, acc[s]);
@@ -251,7 +247,7 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
       const auto pass = [&](const auto& body) {
         if (!first) return body(p0, p1), true;
         first = false;
-        return row_chunks(a, p0, p1, true, body);
+        return row_chunks(a, p0, p1, body);
       };
       T* out = a.out + i * a.ldo;
       int64_t j = j0;
