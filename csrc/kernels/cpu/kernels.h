@@ -66,6 +66,22 @@ struct BitmapSpmmArgs {
   int64_t nvalues;               // length of values
 };
 
+// The bitmap tile order (docs/formats.md), shared by the SpMM and transposed
+// SpMM kernels: row lr of a group lies in tiles (lr / 16) * 16 + (lr / 8) % 2
+// + kBitmapTileOffset[j] for j = 0..7 left to right (fragment column j / 2,
+// tile column j % 2), as byte lr % 8 of each mask.
+constexpr int kBitmapTileOffset[8] = {0, 2, 4, 6, 8, 10, 12, 14};
+// starts[t] = the values of tiles 0 .. t-1 of a group (its 64 masks), the
+// tile starts relative to the group's first value; returns its set bits.
+inline int bitmap_tile_starts(const uint64_t* masks, uint16_t* starts) {
+  int acc = 0;
+  for (int t = 0; t < 64; ++t) {
+    starts[t] = uint16_t(acc);
+    acc += __builtin_popcountll(masks[t]);
+  }
+  return acc;
+}
+
 // 2:4 metadata: bit v is set when the 4-bit group metadata v = idx0 | idx1 << 2
 // has idx0 < idx1: (0,1)=4, (0,2)=8, (0,3)=12, (1,2)=9, (1,3)=13, (2,3)=14.
 // Used by the validator (core/validate_sparse24.cpp); the kernel checks the

@@ -84,14 +84,6 @@ struct Scratch {
   float vals[kGroup * (kGroup + kRowPad) + 8];
 };
 
-static inline int popcount64(uint64_t x) { return __builtin_popcountll(x); }
-
-// Tile j (0..7, left to right) of a row of tiles, relative to the row's first
-// tile t = fr * 16 + qr: fragment column j / 2, tile column j % 2, so
-// t + (j / 2) * 4 + (j % 2) * 2 (tile order in docs/formats.md).
-constexpr int kTileOffset[8] = {0, 2, 4, 6, 8, 10, 12, 14};
-
-
 // acc[lr, :] += row lr of the current group @ b[col0 .. col0 + 63, j0 .. j0 + nc),
 // for the group's rows decoded in sc (acc's rows are nc long); b's columns in
 // panels of 4 vectors, then the rest in one pass (with_tail).
@@ -138,16 +130,6 @@ static void group_times_b(const BitmapSpmmArgs<T>& a, Scratch& sc, int rows, int
   });
 }
 
-// Tile starts of group g's 64 tiles, relative to the group's first value.
-// Returns the group's number of set bits.
-static inline int tile_starts(const uint64_t* masks, uint16_t* starts) {
-  int acc = 0;
-  for (int t = 0; t < kTilesPerGroup; ++t) {
-    starts[t] = uint16_t(acc);
-    acc += popcount64(masks[t]);
-  }
-  return acc;
-}
 
 // Mask of the elements of tile t that lie inside the matrix for a group with
 // `rows` x `cols` valid elements (the rule of core/validate_bitmap.cpp).
@@ -304,9 +286,9 @@ static inline void group_expand_n_bf16(const uint64_t* masks, const uint16_t* st
     for (int z = 0; z < NZ; ++z) r[z] = _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {
-      const uint64_t mask = mrow[kTileOffset[j]];
+      const uint64_t mask = mrow[kBitmapTileOffset[j]];
       const unsigned byte = unsigned(mask >> shift) & 0xffu;
-      const bf16_t* v = vals + srow[kTileOffset[j]] + __builtin_popcountll(mask & below);
+      const bf16_t* v = vals + srow[kBitmapTileOffset[j]] + __builtin_popcountll(mask & below);
       const __m512bh e = (__m512bh)_mm512_broadcast_i32x4(expand_row_bf16<kSafe>(v, byte, __builtin_popcount(byte)));
       const uint16_t* blk = bt16 + j * 8 * 4 * NZ;
       for (int z = 0; z < NZ; ++z)
@@ -351,7 +333,7 @@ static inline void group_expand_n(const uint64_t* masks, const uint16_t* starts,
                                   int rows, float* acc) {
   static_assert(N >= 2 && N <= 8, "one register per column");
   for (int lr = 0; lr < rows; ++lr) {
-    // the row's 8 tiles, left to right, are mrow[kTileOffset[j]]
+    // the row's 8 tiles, left to right, are mrow[kBitmapTileOffset[j]]
     const uint64_t* mrow = masks + (lr >> 4) * 16 + ((lr >> 3) & 1);
     const uint16_t* srow = starts + (lr >> 4) * 16 + ((lr >> 3) & 1);
     const int shift = (lr & 7) * 8;
@@ -360,9 +342,9 @@ static inline void group_expand_n(const uint64_t* masks, const uint16_t* starts,
     for (int c = 0; c < 8; ++c) r[c] = v8zero();
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {
-      const uint64_t mask = mrow[kTileOffset[j]];
+      const uint64_t mask = mrow[kBitmapTileOffset[j]];
       const unsigned byte = unsigned(mask >> shift) & 0xffu;
-      const T* v = vals + srow[kTileOffset[j]] + __builtin_popcountll(mask & below);
+      const T* v = vals + srow[kBitmapTileOffset[j]] + __builtin_popcountll(mask & below);
       const Vec8 e = kSafe ? v8expand_full(v, byte) : v8expand(v, byte);
       const float* blk = bt + j * 8 * N;  // the tile's 8 rows of b, column by column
       for (int c = 0; c < N; ++c) r[c] = v8fma(e, v8loadf(blk + c * 8), r[c]);
@@ -392,10 +374,10 @@ static inline void decode_group(const uint64_t* masks, const uint16_t* starts, c
     const uint64_t below = (uint64_t(1) << shift) - 1;  // mask bits of the rows above it
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {  // the row's 8 tiles, left to right
-      const uint64_t mask = mrow[kTileOffset[j]];
+      const uint64_t mask = mrow[kBitmapTileOffset[j]];
       const unsigned byte = unsigned(mask >> shift) & 0xffu;
       const int cnt = __builtin_popcount(byte);
-      const T* v = vals + srow[kTileOffset[j]] + __builtin_popcountll(mask & below);
+      const T* v = vals + srow[kBitmapTileOffset[j]] + __builtin_popcountll(mask & below);
       v8store_set_positions(sc.cols + p, byte, 8 * j, scale);
       v8storef(sc.vals + p, kSafe ? v8load(v) : v8load_partial(v, cnt));
       p += cnt;
@@ -654,7 +636,7 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
     const uint64_t* masks = a.bitmaps + g * kTilesPerGroup;
     const int64_t col0 = gj * kGroup;
     const int64_t cols = a.k - col0 < kGroup ? a.k - col0 : kGroup;
-    const int bits = tile_starts(masks, sc.starts);
+    const int bits = bitmap_tile_starts(masks, sc.starts);
     if (!group_ok(a, g, masks, bits, rows, cols)) return false;
     if (bits == 0) continue;  // empty group
     const T* vals = a.values + a.group_offsets[g];

@@ -23,12 +23,18 @@ SK_CPU_NAMESPACE_BEGIN
 
 namespace {
 
+// Whether row i's pointers are sane: 0 <= row_ptr[i] <= row_ptr[i+1] <= nnz.
 template <typename T, typename I>
-static inline bool row_ok(const CsrSpmmArgs<T, I>& a, int64_t i, int64_t& p0, int64_t& p1) {
+static inline bool row_span(const CsrSpmmArgs<T, I>& a, int64_t i, int64_t& p0, int64_t& p1) {
   p0 = int64_t(a.row_ptr[i]);
   p1 = int64_t(a.row_ptr[i + 1]);
-  if (!(p0 >= 0 && p0 <= p1 && p1 <= a.nnz)) return false;
-  return cols_in_range(a.col_idx + p0, p1 - p0, a.k);
+  return p0 >= 0 && p0 <= p1 && p1 <= a.nnz;
+}
+
+// row_span, and every column of the row in [0, k).
+template <typename T, typename I>
+static inline bool row_ok(const CsrSpmmArgs<T, I>& a, int64_t i, int64_t& p0, int64_t& p1) {
+  return row_span(a, i, p0, p1) && cols_in_range(a.col_idx + p0, p1 - p0, a.k);
 }
 
 // n == 1: sparse dot product of a row with b[:, 0] (row stride ldb).
@@ -105,13 +111,6 @@ static inline bool row_chunks(const CsrSpmmArgs<T, I>& a, int64_t p0, int64_t p1
   return true;
 }
 
-// Whether row i's pointers are sane: 0 <= row_ptr[i] <= row_ptr[i+1] <= nnz.
-template <typename T, typename I>
-static inline bool row_span(const CsrSpmmArgs<T, I>& a, int64_t i, int64_t& p0, int64_t& p1) {
-  p0 = int64_t(a.row_ptr[i]);
-  p1 = int64_t(a.row_ptr[i + 1]);
-  return p0 >= 0 && p0 <= p1 && p1 <= a.nnz;
-}
 
 // c[s] += values[p + s] * b[col_idx[p + s], columns of t] over [c0, ce) in
 // steps of S (then single products into c[0]): S independent accumulator sets

@@ -12,9 +12,11 @@
 //     the strip's 64 output rows, stored once at the end.
 #include <cstring>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/grad_kernels.h"
+#include "kernels/cpu/kernels.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/cpu/simd.h"
 
@@ -304,7 +306,6 @@ static void sparse24_scatter_rows(const Sparse24SpmmTArgs<T>& a, int64_t begin, 
 // groups of increasing columns (scattered per (row, tile), ~2.4 terms at 70 %,
 // they went one by one: 1.7x slower than the strip kernel). Scratch: the tile
 // starts of a group row's groups and the row's lists (k + 8 entries each).
-constexpr int kBitmapTileOffset[8] = {0, 2, 4, 6, 8, 10, 12, 14};  // tile j of a row of tiles (spmm_bitmap.cpp)
 template <int WP, typename T>
 static void bitmap_scatter_group_rows(const BitmapSpmmTArgs<T>& a, int64_t begin, int64_t end, float* acc,
                                       uint16_t* starts, int32_t* row_cols, float* row_vals) {
@@ -312,14 +313,7 @@ static void bitmap_scatter_group_rows(const BitmapSpmmTArgs<T>& a, int64_t begin
   const T* const vend = a.values + a.group_offsets[((a.m + 63) / 64) * gk];
   for (int64_t gi = begin; gi < end; ++gi) {
     const int rows = int(a.m - gi * 64 < 64 ? a.m - gi * 64 : 64);
-    for (int64_t gj = 0; gj < gk; ++gj) {  // tile starts relative to each group's first value
-      const uint64_t* masks = a.bitmaps + (gi * gk + gj) * 64;
-      int run = 0;
-      for (int t = 0; t < 64; ++t) {
-        starts[gj * 64 + t] = uint16_t(run);
-        run += __builtin_popcountll(masks[t]);
-      }
-    }
+    for (int64_t gj = 0; gj < gk; ++gj) bitmap_tile_starts(a.bitmaps + (gi * gk + gj) * 64, starts + gj * 64);
     for (int lr = 0; lr < rows; ++lr) {
       const int mrow = (lr >> 4) * 16 + ((lr >> 3) & 1), shift = (lr & 7) * 8;
       const uint64_t below = (uint64_t(1) << shift) - 1;
@@ -344,7 +338,6 @@ static void bitmap_scatter_group_rows(const BitmapSpmmTArgs<T>& a, int64_t begin
     }
   }
 }
-
 
 // ---------------------------------------------------------------------------
 // BSR
@@ -444,24 +437,27 @@ void sparse24_spmm_t(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end) 
   delete sc;
 }
 
-static float* zeroed(float* acc, int64_t rows, int64_t width) {
-  std::memset(acc, 0, size_t(rows * width) * sizeof(float));
-  return acc;
+// f(std::integral_constant<int, WP>{}) for WP = csr_scatter_width(n), with
+// acc (rows x WP floats) zeroed first: the scatter kernels' common entry.
+template <typename F>
+static inline void with_zeroed_scatter_rows(int64_t n, float* acc, int64_t rows, const F& f) {
+  const int64_t wp = csr_scatter_width(n);
+  std::memset(acc, 0, size_t(rows * wp) * sizeof(float));
+  switch (wp) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+    case 16: f(std::integral_constant<int, 16>{}); break;
+    case 32: f(std::integral_constant<int, 32>{}); break;
+    case 48: f(std::integral_constant<int, 48>{}); break;
+    default: f(std::integral_constant<int, 64>{}); break;
+  }
 }
 
 template <typename T, typename I>
 void csr_spmm_t_scatter(const CsrSpmmTScatterArgs<T, I>& a, int64_t begin, int64_t end, float* acc,
                         int64_t* first_bad) {
-  *first_bad = -1;
-  float* const r = zeroed(acc, a.k, csr_scatter_width(a.n));
-  switch (csr_scatter_width(a.n)) {
-    case 1: *first_bad = csr_scatter_rows<1>(a, begin, end, r); break;
-    case 8: *first_bad = csr_scatter_rows<8>(a, begin, end, r); break;
-    case 16: *first_bad = csr_scatter_rows<16>(a, begin, end, r); break;
-    case 32: *first_bad = csr_scatter_rows<32>(a, begin, end, r); break;
-    case 48: *first_bad = csr_scatter_rows<48>(a, begin, end, r); break;
-    default: *first_bad = csr_scatter_rows<64>(a, begin, end, r); break;
-  }
+  with_zeroed_scatter_rows(a.n, acc, a.k,
+                           [&](auto wp) { *first_bad = csr_scatter_rows<wp.value>(a, begin, end, acc); });
 }
 
 struct BitmapScatterScratch {
@@ -486,32 +482,16 @@ void bitmap_spmm_t_scatter(const BitmapSpmmTArgs<T>& a, int64_t begin, int64_t e
   } catch (const std::bad_alloc&) {
     return;
   }
-  float* const r = zeroed(acc, a.k, csr_scatter_width(a.n));
-  uint16_t* const st = sc.starts.data();
-  int32_t* const rc = sc.cols.data();
-  float* const rv = sc.vals.data();
-  switch (csr_scatter_width(a.n)) {
-    case 1: bitmap_scatter_group_rows<1>(a, begin, end, r, st, rc, rv); break;
-    case 8: bitmap_scatter_group_rows<8>(a, begin, end, r, st, rc, rv); break;
-    case 16: bitmap_scatter_group_rows<16>(a, begin, end, r, st, rc, rv); break;
-    case 32: bitmap_scatter_group_rows<32>(a, begin, end, r, st, rc, rv); break;
-    case 48: bitmap_scatter_group_rows<48>(a, begin, end, r, st, rc, rv); break;
-    default: bitmap_scatter_group_rows<64>(a, begin, end, r, st, rc, rv); break;
-  }
+  with_zeroed_scatter_rows(a.n, acc, a.k, [&](auto wp) {
+    bitmap_scatter_group_rows<wp.value>(a, begin, end, acc, sc.starts.data(), sc.cols.data(), sc.vals.data());
+  });
   *ok = true;
 }
 
 template <typename T>
 void sparse24_spmm_t_scatter(const Sparse24SpmmTArgs<T>& a, int64_t begin, int64_t end, float* acc) {
-  float* const r = zeroed(acc, (a.k + 15) / 16 * 16, csr_scatter_width(a.n));
-  switch (csr_scatter_width(a.n)) {
-    case 1: sparse24_scatter_rows<1>(a, begin, end, r); break;
-    case 8: sparse24_scatter_rows<8>(a, begin, end, r); break;
-    case 16: sparse24_scatter_rows<16>(a, begin, end, r); break;
-    case 32: sparse24_scatter_rows<32>(a, begin, end, r); break;
-    case 48: sparse24_scatter_rows<48>(a, begin, end, r); break;
-    default: sparse24_scatter_rows<64>(a, begin, end, r); break;
-  }
+  with_zeroed_scatter_rows(a.n, acc, (a.k + 15) / 16 * 16,
+                           [&](auto wp) { sparse24_scatter_rows<wp.value>(a, begin, end, acc); });
 }
 
 template <typename T>

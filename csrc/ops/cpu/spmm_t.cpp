@@ -60,8 +60,9 @@ void parallel_over_out_rows(int64_t rows, int64_t n, F term_prefix, const G& bod
 // are summed into out by rows. The buffers are one allocation per call, a
 // part each: thread-local ones could be shared by two parts that one thread
 // runs, or reused by another call between the two phases. kScatterOk, or
-// kScatterBadIndex when a part reported a bad row, or kScatterNoBuffer when
-// the scatter could not run.
+// kScatterBadIndex when a part reported a bad row (first_bad starts at -1),
+// or kScatterNoBuffer when a part could not run (scatter returned false: the
+// bitmap kernel's scratch).
 enum ScatterResult { kScatterOk, kScatterBadIndex, kScatterNoBuffer };
 constexpr int64_t kCsrScatterMaxPanelsN = 1024;
 template <typename T, typename Scatter>
@@ -103,9 +104,8 @@ bool scatter_pays(int64_t parts, int64_t rows, int64_t n, int64_t terms) {
 // panels of kCsrScatterMaxN columns, A read once per panel, up to
 // kCsrScatterMaxPanelsN columns (against the transposed index: 4096^2, fp32,
 // 2 threads, 70 % n = 65 91 -> 11.4 ms, 128 84 -> 19.8, 512 255 -> 85; 90 %
-// n = 128 19.4 -> 8.1, 512 58 -> 30). False when the form does not
-// apply or a buffer could not be allocated: the caller then validates and
-// builds the transposed index.
+// n = 128 19.4 -> 8.1, 512 58 -> 30). False when the form does not apply:
+// the caller then validates and builds the transposed index.
 template <typename T, typename I>
 bool csr_spmm_t_scatter(const char* op, const at::Tensor& row_ptr, const at::Tensor& col_idx,
                         const at::Tensor& values, const at::Tensor& b, at::Tensor& out, int64_t k) {
@@ -130,8 +130,8 @@ bool csr_spmm_t_scatter(const char* op, const at::Tensor& row_ptr, const at::Ten
           return true;
         },
         nc, panel);
+    // (the CSR scatter always runs: the result is kScatterOk or this)
     if (r == kScatterBadIndex) raise_from_validator(op, [&] { validate_csr(op, row_ptr, col_idx, values, m, k); });
-    if (r != kScatterOk) return false;  // (the first panel: nothing written yet)
   }
   return true;
 }
@@ -281,8 +281,7 @@ at::Tensor bitmap_spmm_t_cpu(const at::Tensor& group_offsets, const at::Tensor& 
       if (scatter_pays(int64_t(bounds.size()) - 1, k, n, values.numel()) &&
           scatter_and_reduce<T>(
               bounds, k,
-              [&](int64_t begin, int64_t end, float* acc, int64_t* first_bad) {
-                *first_bad = -1;
+              [&](int64_t begin, int64_t end, float* acc, int64_t*) {
                 bool ok = false;
                 SK_CPU_CALL(bitmap_spmm_t_scatter, args, begin, end, acc, &ok);
                 return ok;
@@ -339,8 +338,7 @@ at::Tensor sparse24_spmm_t_cpu(const at::Tensor& values, const at::Tensor& meta,
       if (scatter_pays(int64_t(bounds.size()) - 1, kp, n, m * (kp / 2)) &&
           scatter_and_reduce<T>(
               bounds, kp,
-              [&](int64_t begin, int64_t end, float* acc, int64_t* first_bad) {
-                *first_bad = -1;
+              [&](int64_t begin, int64_t end, float* acc, int64_t*) {  // validated: no bad rows
                 SK_CPU_CALL(sparse24_spmm_t_scatter, args, begin, end, acc);
                 return true;
               },
