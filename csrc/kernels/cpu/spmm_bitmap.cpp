@@ -13,8 +13,9 @@
 //           read from a transposed fp32 copy of b (built once per call in a
 //           thread-local buffer, zero past k). Dense arithmetic inside a
 //           tile, but no per-element decode. n == 1 keeps the 8 rows of a
-//           tile row in registers across its 8 tiles; n >= 2 keeps a row's n
-//           columns in registers across its 8 tiles.
+//           tile row in registers across its 8 tiles; n >= 2 keeps the n
+//           columns of 4 rows (2 for n > 4; AVX2 1-4) in registers across
+//           their 8 tiles, each tile's n columns of b loaded once for them.
 //           The n >= 2 sums of a row are added to its accumulators as one
 //           vector (rows 8 floats apart), not lane by lane: scalar loads of a
 //           vector just stored waited on store forwarding (~7 % at n = 8).
@@ -40,6 +41,7 @@
 // through *first_bad. Scratch is thread-local and reused across calls.
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/cpu/kernels.h"
 #include "kernels/cpu/scratch.h"
@@ -326,32 +328,78 @@ static inline bool copy_row_blocks_bf16(const bf16_t* b, int64_t ldb, int64_t ro
 
 // 2 <= N <= 8, expansion: acc[lr, 0..N) += row lr of the group @ b[col0 ..
 // col0 + 64, 0..N) (acc's rows 8 floats apart, lanes N..7 left 0), with bt = b in 8-row blocks transposed (transpose_row_blocks)
-// offset to the group's first block. Row by row, the row's 8 tile bytes expand
-// its values and each of the N columns takes one FMA per tile, in registers.
-template <int N, bool kSafe, typename T>
+// offset to the group's first block. RB rows of a tile row at a time: their
+// 8 tile bytes expand their values and each of the N columns takes one FMA
+// per row and tile, in registers; the tile's N columns of b are loaded once
+// for the RB rows, and the rows share the tile's mask and value start.
+// Rows past `rows` (an edge group rounded up to RB) have no set bits: they
+// read no value (or, kSafe, values the group may read) and add zeros to
+// accumulator rows that are never stored.
+template <int N, int RB, int H, bool kSafe, typename T>
+static inline void expand_row_block_n(const uint64_t* mrow, const uint16_t* srow, const T* vals, const float* bt,
+                                      float* acc) {
+  // rows H * RB .. H * RB + RB - 1 of the tile row (constant shift: fewer
+  // live registers, so the compiler keeps the row pointers out of vector registers)
+  constexpr int kShift = H * RB * 8;
+  constexpr uint64_t kBelow = (uint64_t(1) << kShift) - 1;  // mask bits of the rows above the block
+  Vec8 r[RB][8];
+  for (int i = 0; i < RB; ++i)
+    for (int c = 0; c < 8; ++c) r[i][c] = v8zero();
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; ++j) {
+    const uint64_t mask = mrow[kBitmapTileOffset[j]];
+    const T* v = vals + srow[kBitmapTileOffset[j]] + (kShift ? __builtin_popcountll(mask & kBelow) : 0);
+    const float* blk = bt + j * 8 * N;  // the tile's 8 rows of b, column by column
+    Vec8 bv[N];
+    for (int c = 0; c < N; ++c) {
+      bv[c] = v8loadf(blk + c * 8);
+      // loaded once for the RB rows: kept in a register (GCC otherwise folds
+      // the load into each row's FMA)
+#if defined(__AVX2__) || defined(__AVX512F__)
+      __asm__("" : "+x"(bv[c].v));
+#endif
+    }
+    uint64_t rest = mask >> kShift;
+    for (int i = 0; i < RB; ++i, rest >>= 8) {
+      const unsigned byte = unsigned(rest) & 0xffu;
+      const Vec8 e = kSafe ? v8expand_full_permute2(v, byte) : v8expand(v, byte);
+      v += __builtin_popcount(byte);
+      for (int c = 0; c < N; ++c) r[i][c] = v8fma(e, bv[c], r[i][c]);
+    }
+  }
+  // lanes N..7 of the sums are 0 (r[i][N..8) stay zero): one vector add per row
+  for (int i = 0; i < RB; ++i) v8storef(acc + i * 8, v8add(v8loadf(acc + i * 8), v8hsum8(r[i])));
+}
+
+template <int N, int RB, bool kSafe, typename T, int... H>
+static inline void expand_tile_row_n(const uint64_t* mrow, const uint16_t* srow, const T* vals, const float* bt,
+                                     int rows, float* acc, std::integer_sequence<int, H...>) {
+  // the blocks of the tile row that hold rows (rows counted from the tile row's first)
+  ((H * RB < rows ? expand_row_block_n<N, RB, H, kSafe>(mrow, srow, vals, bt, acc + H * RB * 8) : void()), ...);
+}
+
+template <int N, int RB, bool kSafe, typename T>
 static inline void group_expand_n(const uint64_t* masks, const uint16_t* starts, const T* vals, const float* bt,
                                   int rows, float* acc) {
   static_assert(N >= 2 && N <= 8, "one register per column");
-  for (int lr = 0; lr < rows; ++lr) {
-    // the row's 8 tiles, left to right, are mrow[kBitmapTileOffset[j]]
-    const uint64_t* mrow = masks + (lr >> 4) * 16 + ((lr >> 3) & 1);
-    const uint16_t* srow = starts + (lr >> 4) * 16 + ((lr >> 3) & 1);
-    const int shift = (lr & 7) * 8;
-    const uint64_t below = (uint64_t(1) << shift) - 1;  // mask bits of the rows above it
-    Vec8 r[8];
-    for (int c = 0; c < 8; ++c) r[c] = v8zero();
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {
-      const uint64_t mask = mrow[kBitmapTileOffset[j]];
-      const unsigned byte = unsigned(mask >> shift) & 0xffu;
-      const T* v = vals + srow[kBitmapTileOffset[j]] + __builtin_popcountll(mask & below);
-      const Vec8 e = kSafe ? v8expand_full(v, byte) : v8expand(v, byte);
-      const float* blk = bt + j * 8 * N;  // the tile's 8 rows of b, column by column
-      for (int c = 0; c < N; ++c) r[c] = v8fma(e, v8loadf(blk + c * 8), r[c]);
-    }
-    // lanes N..7 of the sum are 0 (r[N..8) stay zero): one vector add per row
-    v8storef(acc + lr * 8, v8add(v8loadf(acc + lr * 8), v8hsum8(r)));
+  static_assert(8 % RB == 0, "row blocks within a tile row");
+  for (int lr0 = 0; lr0 < rows; lr0 += 8) {
+    // the tile row's 8 tiles, left to right, are mrow[kBitmapTileOffset[j]]
+    const int off = (lr0 >> 4) * 16 + ((lr0 >> 3) & 1);
+    expand_tile_row_n<N, RB, kSafe>(masks + off, starts + off, vals, bt, rows - lr0, acc + lr0 * 8,
+                                    std::make_integer_sequence<int, 8 / RB>{});
   }
+}
+
+// Rows per block of group_expand_n: the RB x N accumulators and N columns of
+// b fit the register file (32 vector registers on AVX-512, 16 on AVX2).
+template <int N>
+constexpr int expand_row_block() {
+#if defined(__AVX512F__)
+  return N <= 4 ? 4 : 2;
+#else
+  return N <= 2 ? 4 : N <= 4 ? 2 : 1;
+#endif
 }
 
 // Decodes a group into per-row lists (CSR inside the group): row lr's entries
@@ -697,9 +745,9 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
 #define SK_CASE(N)                                                                    \
   case N:                                                                             \
     if (safe)                                                                         \
-      group_expand_n<N, true>(masks, sc.starts, vals, bt, rows, sc.acc);  \
+      group_expand_n<N, expand_row_block<N>(), true>(masks, sc.starts, vals, bt, rows, sc.acc);  \
     else                                                                              \
-      group_expand_n<N, false>(masks, sc.starts, vals, bt, rows, sc.acc); \
+      group_expand_n<N, expand_row_block<N>(), false>(masks, sc.starts, vals, bt, rows, sc.acc); \
     break;
         SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5) SK_CASE(6) SK_CASE(7) SK_CASE(8)
 #undef SK_CASE
