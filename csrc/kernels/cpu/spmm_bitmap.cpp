@@ -356,7 +356,7 @@ static inline void expand_row_block_n(const uint64_t* mrow, const uint16_t* srow
       // loaded once for the RB rows: kept in a register (GCC otherwise folds
       // the load into each row's FMA)
 #if defined(__AVX2__) || defined(__AVX512F__)
-      __asm__("" : "+x"(bv[c].v));
+      if constexpr (RB > 1) __asm__("" : "+x"(bv[c].v));
 #endif
     }
     uint64_t rest = mask >> kShift;
