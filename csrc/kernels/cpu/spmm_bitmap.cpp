@@ -275,34 +275,69 @@ static inline void group_dot_expand_bf16(const uint64_t* masks, const uint16_t* 
 // widening. bt16: b in 8-row blocks, 4 NZ columns each (copy_row_blocks_bf16),
 // offset to the group's first block. The 4 pair sums of each lane group are
 // added at the end of the row.
+// Rows H * RB .. H * RB + RB - 1 of a tile row (mrow, srow as in
+// expand_row_block_n, constant shift), each tile's b block loaded once for them.
+template <int NZ, int RB, int H, bool kSafe>
+static inline void expand_row_block_bf16(const uint64_t* mrow, const uint16_t* srow, const bf16_t* vals,
+                                         const uint16_t* bt16, float* acc) {
+  constexpr int kShift = H * RB * 8;
+  constexpr uint64_t kBelow = (uint64_t(1) << kShift) - 1;
+  const __m512i pick = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  __m512 r[RB][NZ];
+  for (int i = 0; i < RB; ++i)
+    for (int z = 0; z < NZ; ++z) r[i][z] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; ++j) {
+    const uint64_t mask = mrow[kBitmapTileOffset[j]];
+    const bf16_t* v = vals + srow[kBitmapTileOffset[j]] + (kShift ? __builtin_popcountll(mask & kBelow) : 0);
+    const uint16_t* blk = bt16 + j * 8 * 4 * NZ;
+    __m512i bz[NZ];
+    for (int z = 0; z < NZ; ++z) {
+      bz[z] = _mm512_loadu_si512(blk + z * 32);
+      if constexpr (RB > 1) __asm__("" : "+v"(bz[z]));  // once for the RB rows, in a register
+    }
+    uint64_t rest = mask >> kShift;
+    for (int i = 0; i < RB; ++i, rest >>= 8) {
+      const unsigned byte = unsigned(rest) & 0xffu;
+      const int cnt = __builtin_popcount(byte);
+      const __m512bh e = (__m512bh)_mm512_broadcast_i32x4(expand_row_bf16<kSafe>(v, byte, cnt));
+      v += cnt;
+      for (int z = 0; z < NZ; ++z) r[i][z] = _mm512_dpbf16_ps(r[i][z], e, (__m512bh)bz[z]);
+    }
+  }
+  for (int i = 0; i < RB; ++i)
+    for (int z = 0; z < NZ; ++z) {
+      __m512 t = _mm512_add_ps(r[i][z], _mm512_permute_ps(r[i][z], 0x4e));  // lanes (2, 3, 0, 1) of each group
+      t = _mm512_add_ps(t, _mm512_permute_ps(t, 0xb1));                    // (1, 0, 3, 2)
+      const __m128 sums = _mm512_castps512_ps128(_mm512_permutexvar_ps(pick, t));
+      float* out = acc + i * 8 + 4 * z;
+      _mm_storeu_ps(out, _mm_add_ps(_mm_loadu_ps(out), sums));
+    }
+}
+
+template <int NZ, int RB, bool kSafe, int... H>
+static inline void expand_tile_row_bf16(const uint64_t* mrow, const uint16_t* srow, const bf16_t* vals,
+                                        const uint16_t* bt16, int rows, float* acc, std::integer_sequence<int, H...>) {
+  ((H * RB < rows ? expand_row_block_bf16<NZ, RB, H, kSafe>(mrow, srow, vals, bt16, acc + H * RB * 8) : void()),
+   ...);
+}
+
+// 2 <= n <= 8, bf16 under avx512bf16: group_expand_n with each row's tile
+// piece expanded in bf16 (8 values, 4 pairs), broadcast to the four 128-bit
+// lanes of a zmm and multiplied with vdpbf16ps by b's 8 rows of the tile for
+// 4 columns at once (lane group c: column c's 8 values as 4 pairs): NZ = 1 or
+// 2 instructions per row and tile where the fp32 form has n FMAs and a
+// widening. bt16: b in 8-row blocks, 4 NZ columns each (copy_row_blocks_bf16),
+// offset to the group's first block. The 4 pair sums of each lane group are
+// added at the end of the row. Rows in blocks of 4 as in group_expand_n.
 template <int NZ, bool kSafe>
 static inline void group_expand_n_bf16(const uint64_t* masks, const uint16_t* starts, const bf16_t* vals,
                                        const uint16_t* bt16, int rows, float* acc) {
-  const __m512i pick = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-  for (int lr = 0; lr < rows; ++lr) {
-    const uint64_t* mrow = masks + (lr >> 4) * 16 + ((lr >> 3) & 1);  // as in group_expand_n
-    const uint16_t* srow = starts + (lr >> 4) * 16 + ((lr >> 3) & 1);
-    const int shift = (lr & 7) * 8;
-    const uint64_t below = (uint64_t(1) << shift) - 1;
-    __m512 r[NZ];
-    for (int z = 0; z < NZ; ++z) r[z] = _mm512_setzero_ps();
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) {
-      const uint64_t mask = mrow[kBitmapTileOffset[j]];
-      const unsigned byte = unsigned(mask >> shift) & 0xffu;
-      const bf16_t* v = vals + srow[kBitmapTileOffset[j]] + __builtin_popcountll(mask & below);
-      const __m512bh e = (__m512bh)_mm512_broadcast_i32x4(expand_row_bf16<kSafe>(v, byte, __builtin_popcount(byte)));
-      const uint16_t* blk = bt16 + j * 8 * 4 * NZ;
-      for (int z = 0; z < NZ; ++z)
-        r[z] = _mm512_dpbf16_ps(r[z], e, (__m512bh)_mm512_loadu_si512(blk + z * 32));
-    }
-    for (int z = 0; z < NZ; ++z) {
-      __m512 t = _mm512_add_ps(r[z], _mm512_permute_ps(r[z], 0x4e));  // lanes (2, 3, 0, 1) of each group
-      t = _mm512_add_ps(t, _mm512_permute_ps(t, 0xb1));              // (1, 0, 3, 2)
-      const __m128 sums = _mm512_castps512_ps128(_mm512_permutexvar_ps(pick, t));
-      float* out = acc + lr * 8 + 4 * z;
-      _mm_storeu_ps(out, _mm_add_ps(_mm_loadu_ps(out), sums));
-    }
+  constexpr int RB = 4;
+  for (int lr0 = 0; lr0 < rows; lr0 += 8) {
+    const int off = (lr0 >> 4) * 16 + ((lr0 >> 3) & 1);
+    expand_tile_row_bf16<NZ, RB, kSafe>(masks + off, starts + off, vals, bt16, rows - lr0, acc + lr0 * 8,
+                                        std::make_integer_sequence<int, 8 / RB>{});
   }
 }
 
