@@ -185,7 +185,7 @@ static inline void row_chunk_small_n(const Sparse24SpmmArgs<T>& a, const B* b, i
   auto add = [&](int s, const B* brow, T v) {
     const VecF vv = vset1(to_float(v));
     for (int u = 0; u < NF; ++u) acc[s][u] = vfma(vv, vload(brow + u * kW), acc[s][u]);
-    if (R) acc[s][NF] = vfma(vv, vload_partial(brow + NF * kW, R), acc[s][NF]);
+    if constexpr (R > 0) acc[s][NF] = vfma(vv, vload_head<R>(brow + NF * kW), acc[s][NF]);
   };
   for (int64_t w = w0; w < w1; ++w) {
     const unsigned mw = meta[w];
