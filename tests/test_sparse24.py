@@ -121,6 +121,33 @@ def test_sparse24_spmm_path_boundaries(isa, n, k):
     assert_matches_reference(torch.ops.sparse.sparse24_spmm(*parts, bw), a.double() @ bw.double(), torch.float32)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 8])
+@pytest.mark.parametrize("k", [7, 16, 37, 100])
+def test_sparse24_spmm_expansion_and_non_finite_b(isa, dtype, n, k):
+    """2 <= n <= 8: the expansion (finite b; 8-column blocks, rows in blocks of 2-4 with a remainder) and the
+    forms a b with a NaN / infinity takes instead: such a value reaches only the rows that store (a value, zero or
+    not, at) its row of b."""
+    m = 4 * 9 + 3
+    a = random_24(m, k, dtype)
+    parts = torch.ops.sparse.dense_to_sparse24(a)
+    b = random_dense(k, n, dtype=dtype, seed=n + k)
+    assert_matches_reference(torch.ops.sparse.sparse24_spmm(*parts, b), a.double() @ b.double(), dtype,
+                             f16_reference(a, b, dtype))
+    c = k - 1 - k // 3
+    b[c, n - 1] = float("inf")
+    b[c, 0] = float("nan")
+    out = torch.ops.sparse.sparse24_spmm(*parts, b)
+    stored = torch.ops.sparse.sparse24_to_dense(torch.ones_like(parts[0]), parts[1], k) != 0  # stored zeros too
+    hit = stored[:, c]
+    assert hit.any() and (~hit).any()
+    assert not out[hit, n - 1].isfinite().any() and out[hit, 0].isnan().all()
+    assert out[~hit].isfinite().all(), "a non-finite b value reached a row that does not store its row of b"
+    rows, clean = ~hit, torch.nan_to_num(b, nan=0.0, posinf=0.0)
+    assert_matches_reference(out[rows], (a.double() @ clean.double())[rows], dtype,
+                             None if dtype == torch.float32 else (a @ clean)[rows])
+
+
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 8, 9, 15, 16])
 @pytest.mark.parametrize("k", [1, 3, 4, 7, 16, 33, 100, 257])
 def test_sparse24_spmm_bf16_small_n(isa, n, k):

@@ -61,15 +61,11 @@ void set_cpu_isa(const std::string& name);
   } while (0)
 
 namespace sk {
-// CSR and 2:4 SpMM with 2 <= n <= 8 columns of b: a partial 512-bit vector
+// CSR SpMM with 2 <= n <= 8 columns of b: a partial 512-bit vector
 // per product costs a Zen 4 (512-bit operations issued as two 256-bit halves)
-// twice what the AVX2 kernel's 256-bit one does; measured 1.15-1.66x (CSR)
-// and 1.06-1.42x (2:4) slower than AVX2 there, so these run the AVX2 kernel.
+// twice what the AVX2 kernel's 256-bit one does; measured 1.15-1.66x slower
+// than AVX2 there, so these run the AVX2 kernel. (2:4 had the same cap until
+// its 256-bit expansion took those n.)
 inline CpuIsa spmm_narrow_n_isa_cap(int64_t n) { return n >= 2 && n <= 8 ? CpuIsa::avx2 : CpuIsa::avx512; }
-// 2:4 SpMM: bf16 under avx512bf16 runs that copy (its vdpbf16ps kernel takes
-// the narrow n; it decides which n); otherwise spmm_narrow_n_isa_cap.
-inline CpuIsa sparse24_spmm_isa_cap(int64_t n, bool bf16) {
-  return bf16 && active_cpu_isa() == CpuIsa::avx512bf16 ? CpuIsa::avx512bf16 : spmm_narrow_n_isa_cap(n);
-}
 }  // namespace sk
 

@@ -446,6 +446,17 @@ static inline VecF vgather_below(const T* base, const int32_t* idx, uint32_t lim
 //   v8select24(b, w)   lane l = b[4 * (l / 2) + ((w >> 2l) & 3)] for the 16
 //                      values b[0..16) and a 2:4 metadata word w
 // ---------------------------------------------------------------------------
+// Rows per block for kernels that keep RB x N Vec8 accumulators and N Vec8
+// of b in registers (2 <= N <= 8; the bitmap and 2:4 expansions): they fit
+// the register file (32 vector registers on AVX-512, 16 on AVX2).
+template <int N>
+constexpr int vec8_row_block() {
+#if defined(__AVX512F__)
+  return N <= 4 ? 4 : 2;
+#else
+  return N <= 2 ? 4 : N <= 4 ? 2 : 1;
+#endif
+}
 #if defined(__AVX2__) || defined(__AVX512F__)
 struct Vec8 {
   __m256 v;

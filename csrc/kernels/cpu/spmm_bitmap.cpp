@@ -426,17 +426,6 @@ static inline void group_expand_n(const uint64_t* masks, const uint16_t* starts,
   }
 }
 
-// Rows per block of group_expand_n: the RB x N accumulators and N columns of
-// b fit the register file (32 vector registers on AVX-512, 16 on AVX2).
-template <int N>
-constexpr int expand_row_block() {
-#if defined(__AVX512F__)
-  return N <= 4 ? 4 : 2;
-#else
-  return N <= 2 ? 4 : N <= 4 ? 2 : 1;
-#endif
-}
-
 // Decodes a group into per-row lists (CSR inside the group): row lr's entries
 // are sc.cols/sc.vals[row_begin[lr] .. row_begin[lr + 1]), columns 0..63 in
 // increasing order times `scale` (1, or b's row stride so that the FMA loop
@@ -780,9 +769,9 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
 #define SK_CASE(N)                                                                    \
   case N:                                                                             \
     if (safe)                                                                         \
-      group_expand_n<N, expand_row_block<N>(), true>(masks, sc.starts, vals, bt, rows, sc.acc);  \
+      group_expand_n<N, vec8_row_block<N>(), true>(masks, sc.starts, vals, bt, rows, sc.acc);  \
     else                                                                              \
-      group_expand_n<N, expand_row_block<N>(), false>(masks, sc.starts, vals, bt, rows, sc.acc); \
+      group_expand_n<N, vec8_row_block<N>(), false>(masks, sc.starts, vals, bt, rows, sc.acc); \
     break;
         SK_CASE(2) SK_CASE(3) SK_CASE(4) SK_CASE(5) SK_CASE(6) SK_CASE(7) SK_CASE(8)
 #undef SK_CASE

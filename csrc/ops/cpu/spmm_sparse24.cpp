@@ -58,7 +58,12 @@ at::Tensor sparse24_spmm_cpu(const at::Tensor& values, const at::Tensor& meta, c
     // Each row stores k / 2 elements.
     const int64_t bad =
         parallel_first_bad(m, spmm_row_grain(m, m * (k / 2), n), [&](int64_t begin, int64_t end, int64_t* first) {
-          SK_CPU_CALL_BF16DOT(sparse24_spmm_isa_cap(n, std::is_same_v<T, bf16_t>), sparse24_spmm, args, begin, end, first);
+          // no ISA cap: 2 <= n <= 8 runs the 256-bit expansion, which AVX-512's 32
+          // registers serve best (csrc/kernels/cpu/spmm_sparse24.cpp; 4096^2 fp32 n = 4:
+          // 1.93 ms on the AVX2 kernel, 1.62 on AVX-512); only a b with a NaN or
+          // infinity at 4 <= n <= 8 then takes 512-bit partial vectors (1.06-1.42x
+          // slower than AVX2's)
+          SK_CPU_CALL_BF16DOT(CpuIsa::avx512bf16, sparse24_spmm, args, begin, end, first);
         });
     if (bad >= 0) raise_from_validator(op, validate);
   });
