@@ -701,7 +701,7 @@ void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int
 #endif
   // 2 <= n <= 8, b finite: the expansion (b transposed per 8-row block once
   // per call, thread-local buffer)
-  if (a.n >= 2 && a.n <= 8 && a.k > 0 && begin < end && a.ldb < (int64_t(1) << 28)) {
+  if (a.n >= 2 && a.n <= 8 && a.k > 0 && begin < end) {  // b through its copy: any row stride
     FloatBuffer& buf = thread_bt();
     const int64_t kpad = (a.k + 7) / 8 * 8;
     if (buf.reserve(kpad * a.n) && transpose_row_blocks(a.b, a.ldb, a.k, kpad, a.n, 8, buf.data)) {
