@@ -199,6 +199,25 @@ static inline void group_dot_expand(const uint64_t* masks, const uint16_t* start
   }
 }
 
+// Calls f(h, off, lr) for each block of RB rows (of a tile row) of a group
+// that holds one of its first `rows` rows, h = std::integral_constant<int, H>
+// (the block's place in its tile row, so that its shift is a constant), off =
+// the tile row's first mask (its 8 tiles, left to right, are off +
+// kBitmapTileOffset[j]), lr = the block's first row. The block functions it
+// calls are noinline, so each keeps the register allocation that was
+// measured (through this helper GCC inlined the n <= 4 ones into
+// group_row_spmm, whose register pressure is what the constant shift avoids).
+template <int RB, typename F, int... H>
+static inline void tile_row_blocks(int rows, int off, int lr0, F& f, std::integer_sequence<int, H...>) {
+  ((lr0 + H * RB < rows ? f(std::integral_constant<int, H>{}, off, lr0 + H * RB) : void()), ...);
+}
+template <int RB, typename F>
+static inline void for_each_row_block(int rows, F&& f) {
+  static_assert(8 % RB == 0, "row blocks within a tile row");
+  for (int lr0 = 0; lr0 < rows; lr0 += 8)
+    tile_row_blocks<RB>(rows, (lr0 >> 4) * 16 + ((lr0 >> 3) & 1), lr0, f, std::make_integer_sequence<int, 8 / RB>{});
+}
+
 #if defined(__AVX512BF16__)
 // Byte-shuffle controls that expand a tile row of bf16 values: for row byte x,
 // word lane i takes the next packed value (bytes 2r, 2r + 1, r the number of
@@ -267,18 +286,10 @@ static inline void group_dot_expand_bf16(const uint64_t* masks, const uint16_t* 
   }
 }
 
-// 2 <= n <= 8, bf16 under avx512bf16: group_expand_n with each row's tile
-// piece expanded in bf16 (8 values, 4 pairs), broadcast to the four 128-bit
-// lanes of a zmm and multiplied with vdpbf16ps by b's 8 rows of the tile for
-// 4 columns at once (lane group c: column c's 8 values as 4 pairs): NZ = 1 or
-// 2 instructions per row and tile where the fp32 form has n FMAs and a
-// widening. bt16: b in 8-row blocks, 4 NZ columns each (copy_row_blocks_bf16),
-// offset to the group's first block. The 4 pair sums of each lane group are
-// added at the end of the row.
 // Rows H * RB .. H * RB + RB - 1 of a tile row (mrow, srow as in
 // expand_row_block_n, constant shift), each tile's b block loaded once for them.
 template <int NZ, int RB, int H, bool kSafe>
-static inline void expand_row_block_bf16(const uint64_t* mrow, const uint16_t* srow, const bf16_t* vals,
+__attribute__((noinline)) static void expand_row_block_bf16(const uint64_t* mrow, const uint16_t* srow, const bf16_t* vals,
                                          const uint16_t* bt16, float* acc) {
   constexpr int kShift = H * RB * 8;
   constexpr uint64_t kBelow = (uint64_t(1) << kShift) - 1;
@@ -315,13 +326,6 @@ static inline void expand_row_block_bf16(const uint64_t* mrow, const uint16_t* s
     }
 }
 
-template <int NZ, int RB, bool kSafe, int... H>
-static inline void expand_tile_row_bf16(const uint64_t* mrow, const uint16_t* srow, const bf16_t* vals,
-                                        const uint16_t* bt16, int rows, float* acc, std::integer_sequence<int, H...>) {
-  ((H * RB < rows ? expand_row_block_bf16<NZ, RB, H, kSafe>(mrow, srow, vals, bt16, acc + H * RB * 8) : void()),
-   ...);
-}
-
 // 2 <= n <= 8, bf16 under avx512bf16: group_expand_n with each row's tile
 // piece expanded in bf16 (8 values, 4 pairs), broadcast to the four 128-bit
 // lanes of a zmm and multiplied with vdpbf16ps by b's 8 rows of the tile for
@@ -334,11 +338,9 @@ template <int NZ, bool kSafe>
 static inline void group_expand_n_bf16(const uint64_t* masks, const uint16_t* starts, const bf16_t* vals,
                                        const uint16_t* bt16, int rows, float* acc) {
   constexpr int RB = 4;
-  for (int lr0 = 0; lr0 < rows; lr0 += 8) {
-    const int off = (lr0 >> 4) * 16 + ((lr0 >> 3) & 1);
-    expand_tile_row_bf16<NZ, RB, kSafe>(masks + off, starts + off, vals, bt16, rows - lr0, acc + lr0 * 8,
-                                        std::make_integer_sequence<int, 8 / RB>{});
-  }
+  for_each_row_block<RB>(rows, [&](auto h, int off, int lr) {
+    expand_row_block_bf16<NZ, RB, decltype(h)::value, kSafe>(masks + off, starts + off, vals, bt16, acc + lr * 8);
+  });
 }
 
 // b (n <= w columns, row stride ldb) in bf16 as blocks of 8 rows, each w
@@ -371,7 +373,7 @@ static inline bool copy_row_blocks_bf16(const bf16_t* b, int64_t ldb, int64_t ro
 // read no value (or, kSafe, values the group may read) and add zeros to
 // accumulator rows that are never stored.
 template <int N, int RB, int H, bool kSafe, typename T>
-static inline void expand_row_block_n(const uint64_t* mrow, const uint16_t* srow, const T* vals, const float* bt,
+__attribute__((noinline)) static void expand_row_block_n(const uint64_t* mrow, const uint16_t* srow, const T* vals, const float* bt,
                                       float* acc) {
   // rows H * RB .. H * RB + RB - 1 of the tile row (constant shift: fewer
   // live registers, so the compiler keeps the row pointers out of vector registers)
@@ -406,24 +408,13 @@ static inline void expand_row_block_n(const uint64_t* mrow, const uint16_t* srow
   for (int i = 0; i < RB; ++i) v8storef(acc + i * 8, v8add(v8loadf(acc + i * 8), v8hsum8(r[i])));
 }
 
-template <int N, int RB, bool kSafe, typename T, int... H>
-static inline void expand_tile_row_n(const uint64_t* mrow, const uint16_t* srow, const T* vals, const float* bt,
-                                     int rows, float* acc, std::integer_sequence<int, H...>) {
-  // the blocks of the tile row that hold rows (rows counted from the tile row's first)
-  ((H * RB < rows ? expand_row_block_n<N, RB, H, kSafe>(mrow, srow, vals, bt, acc + H * RB * 8) : void()), ...);
-}
-
 template <int N, int RB, bool kSafe, typename T>
 static inline void group_expand_n(const uint64_t* masks, const uint16_t* starts, const T* vals, const float* bt,
                                   int rows, float* acc) {
   static_assert(N >= 2 && N <= 8, "one register per column");
-  static_assert(8 % RB == 0, "row blocks within a tile row");
-  for (int lr0 = 0; lr0 < rows; lr0 += 8) {
-    // the tile row's 8 tiles, left to right, are mrow[kBitmapTileOffset[j]]
-    const int off = (lr0 >> 4) * 16 + ((lr0 >> 3) & 1);
-    expand_tile_row_n<N, RB, kSafe>(masks + off, starts + off, vals, bt, rows - lr0, acc + lr0 * 8,
-                                    std::make_integer_sequence<int, 8 / RB>{});
-  }
+  for_each_row_block<RB>(rows, [&](auto h, int off, int lr) {
+    expand_row_block_n<N, RB, decltype(h)::value, kSafe>(masks + off, starts + off, vals, bt, acc + lr * 8);
+  });
 }
 
 // Decodes a group into per-row lists (CSR inside the group): row lr's entries

@@ -395,7 +395,7 @@ static void rows_block_expand(const Sparse24SpmmArgs<T>& a, const float* bt, int
   // the last block: the bits of columns < k (positions past k are skipped),
   // and a partial value load (4 values past it may lie past the array)
   const unsigned last_cols = unsigned((1u << (a.k - 8 * (nb - 1))) - 1u);
-  const uint8_t* mb[RB];
+  const uint8_t* mb[RB];  // the rows' meta as bytes: byte jb is columns 8 jb .. 8 jb + 7 (x86 is little-endian)
   const T* vr[RB];
   for (int i = 0; i < RB; ++i) {
     mb[i] = reinterpret_cast<const uint8_t*>(a.meta + (i0 + i) * (kp / 16));
