@@ -229,6 +229,28 @@ def test_bitmap_spmm_bf16_expansion(isa, m, k, n):
     assert out[~hit].isfinite().all(), "a non-finite b value reached a row that does not store its column"
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [9, 16, 40])
+def test_bitmap_spmm_tile_path_empty_groups(isa, n, dtype):
+    """The dense tile path expands each group while the previous group's product runs (two tile buffers):
+    group rows whose nonempty groups are separated by empty ones, a group row with one nonempty group, an
+    empty group row, and edge groups (130 x 300: 3 x 5 groups); a stale or swapped buffer shows as a wrong
+    group's product."""
+    a = random_sparse(130, 300, 0.65, dtype, generator=torch.Generator().manual_seed(n))
+    a[0:64, 64:128] = 0  # group row 0: groups 1 and 3 empty
+    a[0:64, 192:256] = 0
+    a[64:128, :] = 0  # group row 1: only group 2 (columns 128..191) stored
+    a[64:128, 128:192] = random_sparse(64, 64, 0.65, dtype, generator=torch.Generator().manual_seed(n + 1))
+    a[128:130, 0:256] = 0  # group row 2 (2 rows): only the last, edge group stored
+    parts = pack(a)
+    b = random_dense(300, n, dtype=dtype, seed=n)
+    out = torch.ops.sparse.bitmap_spmm(*parts, b, 130)
+    assert_matches_reference(out, a.double() @ b.double(), dtype, a @ b)
+    a[:] = 0  # every group empty: the output is zero
+    out = torch.ops.sparse.bitmap_spmm(*pack(a), b, 130)
+    assert (out == 0).all()
+
+
 @pytest.mark.parametrize("n", [16, 100])
 def test_bitmap_spmm_tile_path_strided_b(isa, n):
     """The dense tile path copies b's chunk with b's row stride (stride > n)."""
