@@ -531,8 +531,10 @@ static inline Vec8 v8expand_full(const T* p, unsigned byte) {
 // v8expand_full as one two-source permutation on AVX-512 (vpermt2ps: bit 3
 // of a clear lane's index takes it from a zero register); v8expand_full on
 // AVX2. Faster where the FMAs per expansion are few (the n = 2..8 expansion,
-// 4096^2 70 % n = 4 ~5 %), slower where a row's expansion feeds one FMA or is
-// stored (n = 1 0.75 -> 0.80 ms, the dense tile 3.5 -> 3.8).
+// 4096^2 70 % n = 4 ~5 %), slower where a row's expansion feeds one FMA
+// (n = 1 0.75 -> 0.80 ms) or, alone, is stored (the dense tile 3.5 -> 3.8);
+// the bitmap dense tile still uses it for fp16, whose expansion runs inside
+// the tile product: EVEX, so it takes none of the xmm0..15 the VEX blend needs.
 template <typename T>
 static inline Vec8 v8expand_full_permute2(const T* p, unsigned byte) {
 #if defined(__AVX512VL__)

@@ -509,6 +509,16 @@ static constexpr TileOffsets make_tile_offsets() {
 }
 static constexpr TileOffsets kTileOffsets = make_tile_offsets();
 
+// Whether expand_tile may start at any row (fp32 on AVX-512: vexpandps reads
+// only the selected values), so groups need no safe / unsafe split.
+template <typename T>
+constexpr bool kExpandTileAnyStart =
+#if defined(__AVX512F__)
+    std::is_same_v<T, float>;
+#else
+    false;
+#endif
+
 // dense: tile t of a group expanded into `tile` (64 x 64 fp32, row-major,
 // zeros where no bit is set; edge groups have no bit outside the matrix, so
 // their extra rows and columns are zero too): each row byte expands its row's
@@ -521,9 +531,8 @@ static inline void expand_tile(const uint64_t* masks, const uint16_t* starts, co
   __builtin_prefetch(reinterpret_cast<const char*>(v) + kPrefetchBytes);
   uint64_t rest = masks[t];  // byte i is row i (shifted out of a register, as in group_dot_expand)
 #if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    // two rows per vexpandps from memory (it reads only the selected values,
-    // so any row start is safe): EVEX only, so the registers it needs are
+  if constexpr (kExpandTileAnyStart<T>) {
+    // two rows per vexpandps from memory: EVEX only, so the registers it needs are
     // any of the 32 (the blend of v8expand_full is VEX, xmm0..15, which made
     // GCC spill the product's accumulators around it)
     for (int i = 0; i < 8; i += 2, rest >>= 16) {
@@ -768,11 +777,11 @@ static bool group_row_dense(const BitmapSpmmArgs<T>& a, Scratch& sc, int64_t gi,
                             Product&& product) {
   int64_t cur_col0 = -1;  // the first column of the group expanded in cur (-1: none)
   const bool ok = for_each_group(a, sc, gi, rows, [&](const uint64_t* masks, int64_t col0, const T* vals, bool safe) {
-    if (safe) {
+    if (safe || kExpandTileAnyStart<T>) {
       GroupExpander<T, Tile, true> ex{masks, sc.starts, vals, next, 0};
       if (cur_col0 >= 0) product(static_cast<const Tile*>(cur), cur_col0, ex);
       ex.finish();
-    } else {
+    } else if constexpr (!kExpandTileAnyStart<T>) {
       GroupExpander<T, Tile, false> ex{masks, sc.starts, vals, next, 0};
       if (cur_col0 >= 0) product(static_cast<const Tile*>(cur), cur_col0, ex);
       ex.finish();
