@@ -270,9 +270,15 @@ static inline void group_dot_expand_bf16(const uint64_t* masks, const uint16_t* 
           if (mask == 0) continue;
           const __m128bh bv = (__m128bh)_mm_loadu_si128(reinterpret_cast<const __m128i*>(bt16 + fc * 16 + qc * 8));
           const bf16_t* v = vals + starts[t];
-          uint64_t rest = mask;
-          for (int i = 0; i < 8; ++i, rest >>= 8) {
-            const unsigned byte = unsigned(rest) & 0xffu;
+          // byte i of the mask in memory is row i (x86 is little-endian):
+          // loaded (a third load per row) rather than shifted out of a
+          // register (three ALU instructions per row), measured 8-12 % faster
+          // (70 %, 2 threads: 4096^2 1.11 -> 0.93 ms, 11008 x 4096 2.55 ->
+          // 2.25; 1 thread 1.36 -> 1.24); the fp32 loop, bound by its loads,
+          // keeps the shifts
+          const uint8_t* mb = reinterpret_cast<const uint8_t*>(masks + t);
+          for (int i = 0; i < 8; ++i) {
+            const unsigned byte = mb[i];
             const int cnt = __builtin_popcount(byte);
             r[i] = _mm_dpbf16_ps(r[i], (__m128bh)expand_row_bf16<kSafe>(v, byte, cnt), bv);
             v += cnt;
