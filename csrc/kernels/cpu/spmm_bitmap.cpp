@@ -272,10 +272,13 @@ static inline void group_dot_expand_bf16(const uint64_t* masks, const uint16_t* 
           const bf16_t* v = vals + starts[t];
           // byte i of the mask in memory is row i (x86 is little-endian):
           // loaded (a third load per row) rather than shifted out of a
-          // register (three ALU instructions per row), measured 8-12 % faster
-          // (70 %, 2 threads: 4096^2 1.11 -> 0.93 ms, 11008 x 4096 2.55 ->
-          // 2.25; 1 thread 1.36 -> 1.24); the fp32 loop, bound by its loads,
-          // keeps the shifts
+          // register (three ALU instructions per row). Weights streamed from
+          // memory (operand copies rotated, as a decode step reads them), 70 %:
+          // 2 threads 4096^2 1.11 -> 0.93 ms and 0.84 -> 0.71 (two A/Bs),
+          // 11008 x 4096 2.55 -> 2.25 and 2.46 -> 1.82; 1 thread 1.36 -> 1.24;
+          // 50 % a tie. With one operand resident in L3, 2 threads, 4-9 %
+          // slower (0.72 -> 0.81 ms). The fp32 loop, bound by its loads, keeps
+          // the shifts.
           const uint8_t* mb = reinterpret_cast<const uint8_t*>(masks + t);
           for (int i = 0; i < 8; ++i) {
             const unsigned byte = mb[i];
