@@ -485,7 +485,8 @@ static int64_t rows(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, co
 // group's two values are one dword (vals[2g] low, vals[2g + 1] high) and
 // vdpbf16ps multiplies a broadcast dword by NP dwords of b pairs, adding both
 // products to NP fp32 lanes: one instruction per group where the broadcast
-// form spends two FMAs, two broadcasts and two b-row conversions. The b pairs
+// form spends two FMAs, two broadcasts and two b-row conversions (n <= 4: two
+// groups per 256-bit instruction, chunk_bf16_dot). The b pairs
 // come from a per-call copy of b (thread-local): for each whole group g < k / 4
 // and each of its 6 position pairs (i0 < i1), the dwords
 // (b[4g + i0, j], b[4g + i1, j]) for j < NP (zero past n), pair after pair,
