@@ -55,9 +55,7 @@ def summarize(entry: dict) -> dict:
 
 
 def _fmt(v, baseline: str) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.0%}" if baseline == "copy_bw" else f"{v:.2f}x"
+    return marks.fmt_got({"got": v, "baseline": baseline})  # "-" for None, as the report's cells
 
 
 def table(runs: list[tuple[list[dict], dict]], names: list[str]) -> str:
