@@ -16,10 +16,14 @@ TORCH_LIBRARY_FRAGMENT(sparse, m) {
   m.def("spmm(Tensor a, Tensor b) -> Tensor");
 
   // ---- SpMM kernel ops: out[m, n] = A[m, k] @ b[k, n], k = b.size(0).
-  m.def("csr_spmm(Tensor row_ptr, Tensor col_idx, Tensor values, Tensor b, SymInt m) -> Tensor");
-  m.def("bsr_spmm(Tensor block_row_ptr, Tensor block_col_idx, Tensor blocks, Tensor b, SymInt m) -> Tensor");
-  m.def("bitmap_spmm(Tensor group_offsets, Tensor bitmaps, Tensor values, Tensor b, SymInt m) -> Tensor");
-  m.def("sparse24_spmm(Tensor values, Tensor meta, Tensor b) -> Tensor");
+  // Optional bias [m] (the values' dtype): out = A @ b + bias[:, None], added to the fp32 sums and rounded once
+  // (torch's F.linear rounds once too; an out + bias afterwards would round twice).
+  m.def("csr_spmm(Tensor row_ptr, Tensor col_idx, Tensor values, Tensor b, SymInt m, Tensor? bias=None) -> Tensor");
+  m.def("bsr_spmm(Tensor block_row_ptr, Tensor block_col_idx, Tensor blocks, Tensor b, SymInt m, "
+        "Tensor? bias=None) -> Tensor");
+  m.def("bitmap_spmm(Tensor group_offsets, Tensor bitmaps, Tensor values, Tensor b, SymInt m, "
+        "Tensor? bias=None) -> Tensor");
+  m.def("sparse24_spmm(Tensor values, Tensor meta, Tensor b, Tensor? bias=None) -> Tensor");
 
   // ---- SDDMM: out[p] = dot(x[row(p)], y[col_idx[p]]) for each stored entry p;
   // x [m, d], y [n, d] -> values [nnz] (i.e. (x @ y.T) sampled at A's pattern).

@@ -135,18 +135,21 @@ class SparseLinear(nn.Module):
                             f"convert one of them (x.to({values.dtype}) or layer.to({x.dtype}))")
         lead = x.shape[:-1]
         b = x.reshape(-1, self.in_features).t().contiguous()  # [in, N]: the kernels' dense operand
+        bias = self.bias  # added inside the kernel, to the fp32 sums (one rounding, as torch's F.linear)
+        if bias is not None and bias.dtype != values.dtype:
+            raise TypeError(f"SparseLinear: the bias has dtype {bias.dtype} but the layer's weight is {values.dtype}; "
+                            f"convert the layer with layer.to({values.dtype})")
         if self.format == "csr":
-            y = torch.ops.sparse.csr_spmm(self.row_ptr, self.col_idx, self.values, b, self.out_features)
+            y = torch.ops.sparse.csr_spmm(self.row_ptr, self.col_idx, self.values, b, self.out_features, bias)
         elif self.format == "bsr":
-            y = torch.ops.sparse.bsr_spmm(self.block_row_ptr, self.block_col_idx, self.blocks, b, self.out_features)
+            y = torch.ops.sparse.bsr_spmm(self.block_row_ptr, self.block_col_idx, self.blocks, b, self.out_features,
+                                          bias)
         elif self.format == "bitmap":
-            y = torch.ops.sparse.bitmap_spmm(self.group_offsets, self.bitmaps, self.values, b, self.out_features)
+            y = torch.ops.sparse.bitmap_spmm(self.group_offsets, self.bitmaps, self.values, b, self.out_features,
+                                             bias)
         else:
-            y = torch.ops.sparse.sparse24_spmm(self.values, self.meta, b)
-        y = y.t()
-        if self.bias is not None:
-            y = y + self.bias
-        return y.reshape(*lead, self.out_features)
+            y = torch.ops.sparse.sparse24_spmm(self.values, self.meta, b, bias)
+        return y.t().reshape(*lead, self.out_features)
 
     # ---- inspection -------------------------------------------------------------------------------------------
     def _tensors(self) -> tuple[torch.Tensor, ...]:

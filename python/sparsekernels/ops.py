@@ -37,12 +37,13 @@ def _register_fake(name):
         params = list(inspect.signature(fn).parameters)
 
         @functools.wraps(fn)
-        def checked(*args):
-            tensors = [(n, a) for n, a in zip(params, args) if isinstance(a, torch.Tensor)]
+        def checked(*args, **kwargs):
+            named = [*zip(params, args), *kwargs.items()]
+            tensors = [(n, a) for n, a in named if isinstance(a, torch.Tensor)]
             if len({a.device for _, a in tensors}) > 1:
                 where = ", ".join(f"'{n}' on {a.device}" for n, a in tensors)
                 raise RuntimeError(f"sparse::{name}: all tensor arguments must be on the same device, got {where}")
-            return fn(*args)
+            return fn(*args, **kwargs)
 
         torch.library.register_fake(f"sparse::{name}")(checked)
         return fn
@@ -51,23 +52,39 @@ def _register_fake(name):
 
 
 # ---- SpMM -------------------------------------------------------------------
+# The optional bias [m] (out = A @ b + bias[:, None], rounded once) is checked as the kernels check it.
+def _check_bias_fake(op, values, bias, m):
+    if bias is None:
+        return
+    if bias.dim() != 1 or bias.shape[0] != m:
+        raise ValueError(f"sparse::{op}: 'bias' must be a 1-D tensor of length m = {m} (one entry per output row), "
+                         f"got shape {list(bias.shape)}")
+    if bias.dtype != values.dtype:
+        raise TypeError(f"sparse::{op}: '{'blocks' if op == 'bsr_spmm' else 'values'}' and 'bias' must have the same "
+                        f"dtype, got {values.dtype} and {bias.dtype}")
+
+
 @_register_fake("csr_spmm")
-def _csr_spmm_fake(row_ptr, col_idx, values, b, m):
+def _csr_spmm_fake(row_ptr, col_idx, values, b, m, bias=None):
+    _check_bias_fake("csr_spmm", values, bias, m)
     return b.new_empty((m, b.shape[1]))
 
 
 @_register_fake("bsr_spmm")
-def _bsr_spmm_fake(block_row_ptr, block_col_idx, blocks, b, m):
+def _bsr_spmm_fake(block_row_ptr, block_col_idx, blocks, b, m, bias=None):
+    _check_bias_fake("bsr_spmm", blocks, bias, m)
     return b.new_empty((m, b.shape[1]))
 
 
 @_register_fake("bitmap_spmm")
-def _bitmap_spmm_fake(group_offsets, bitmaps, values, b, m):
+def _bitmap_spmm_fake(group_offsets, bitmaps, values, b, m, bias=None):
+    _check_bias_fake("bitmap_spmm", values, bias, m)
     return b.new_empty((m, b.shape[1]))
 
 
 @_register_fake("sparse24_spmm")
-def _sparse24_spmm_fake(values, meta, b):
+def _sparse24_spmm_fake(values, meta, b, bias=None):
+    _check_bias_fake("sparse24_spmm", values, bias, values.shape[0])
     return b.new_empty((values.shape[0], b.shape[1]))
 
 
@@ -205,8 +222,13 @@ def _save(ctx, index, values, b):
     ctx.k = b.shape[0]
 
 
+# grad_bias = grad_y summed over its columns (the bias is the trailing input of each SpMM op).
+def _bias_grad(ctx, grad, index):
+    return grad.sum(1) if len(ctx.needs_input_grad) > index and ctx.needs_input_grad[index] else None
+
+
 def _csr_spmm_setup_context(ctx, inputs, output):
-    row_ptr, col_idx, values, b, _m = inputs
+    row_ptr, col_idx, values, b = inputs[:4]
     _save(ctx, (row_ptr, col_idx), values, b)
 
 
@@ -217,11 +239,11 @@ def _csr_spmm_backward(ctx, grad):
         grad_values = torch.ops.sparse.csr_sddmm(row_ptr, col_idx, grad, b)
     if ctx.needs_input_grad[3]:
         grad_b = torch.ops.sparse.csr_spmm_t(row_ptr, col_idx, values, grad, ctx.k)
-    return None, None, grad_values, grad_b, None
+    return None, None, grad_values, grad_b, None, _bias_grad(ctx, grad, 5)
 
 
 def _bsr_spmm_setup_context(ctx, inputs, output):
-    block_row_ptr, block_col_idx, blocks, b, _m = inputs
+    block_row_ptr, block_col_idx, blocks, b = inputs[:4]
     _save(ctx, (block_row_ptr, block_col_idx), blocks, b)
     ctx.block_size = (blocks.shape[1], blocks.shape[2])
 
@@ -234,11 +256,11 @@ def _bsr_spmm_backward(ctx, grad):
         grad_blocks = torch.ops.sparse.bsr_sddmm(block_row_ptr, block_col_idx, grad, b, r, c)
     if ctx.needs_input_grad[3]:
         grad_b = torch.ops.sparse.bsr_spmm_t(block_row_ptr, block_col_idx, blocks, grad, ctx.k)
-    return None, None, grad_blocks, grad_b, None
+    return None, None, grad_blocks, grad_b, None, _bias_grad(ctx, grad, 5)
 
 
 def _bitmap_spmm_setup_context(ctx, inputs, output):
-    group_offsets, bitmaps, values, b, _m = inputs
+    group_offsets, bitmaps, values, b = inputs[:4]
     _save(ctx, (group_offsets, bitmaps), values, b)
     ctx.num_values = values.shape[0]
 
@@ -250,11 +272,11 @@ def _bitmap_spmm_backward(ctx, grad):
         grad_values = torch.ops.sparse.bitmap_sddmm(group_offsets, bitmaps, grad, b, ctx.num_values)
     if ctx.needs_input_grad[3]:
         grad_b = torch.ops.sparse.bitmap_spmm_t(group_offsets, bitmaps, values, grad, ctx.k)
-    return None, None, grad_values, grad_b, None
+    return None, None, grad_values, grad_b, None, _bias_grad(ctx, grad, 5)
 
 
 def _sparse24_spmm_setup_context(ctx, inputs, output):
-    values, meta, b = inputs
+    values, meta, b = inputs[:3]
     needs_values, needs_b = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
     ctx.save_for_backward(meta, values if needs_b else None, b if needs_values else None)
     ctx.k = b.shape[0]
@@ -267,7 +289,7 @@ def _sparse24_spmm_backward(ctx, grad):
         grad_values = torch.ops.sparse.sparse24_sddmm(meta, grad, b)
     if ctx.needs_input_grad[2]:
         grad_b = torch.ops.sparse.sparse24_spmm_t(values, meta, grad, ctx.k)
-    return grad_values, None, grad_b
+    return grad_values, None, grad_b, _bias_grad(ctx, grad, 3)
 
 
 # sparse.spmm(a, b), the model-facing op: differentiable in the dense operand b

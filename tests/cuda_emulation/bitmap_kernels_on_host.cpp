@@ -40,7 +40,7 @@ float to_f(T x) {
 
 template <typename T>
 void spmm_case(std::mt19937_64& rng, int64_t m, int64_t k, int64_t n, double density, int sm_count, int64_t ldb_pad,
-               bool non_finite) {
+               bool non_finite, bool with_bias = false) {
   ++g_cases;
   std::uniform_real_distribution<double> u(0.0, 1.0);
   std::uniform_int_distribution<int> val(-4, 4);
@@ -65,6 +65,8 @@ void spmm_case(std::mt19937_64& rng, int64_t m, int64_t k, int64_t n, double den
   for (size_t i = 0; i < values.size(); ++i) values[i] = from_f<T>(p.values[i]);
   for (size_t i = 0; i < bf.size(); ++i) b[i] = from_f<T>(bf[i]);
   for (auto& o : out) o = from_f<T>(NAN);
+  std::vector<T> bias(static_cast<size_t>(m));  // small integers: out = round(A @ b + bias) exactly
+  for (auto& x : bias) x = from_f<T>(static_cast<float>(val(rng)));
 
   // The validator, as the glue runs it first: a valid format, and b's scan.
   sk::cuda::BitmapValidation check{};
@@ -72,7 +74,7 @@ void spmm_case(std::mt19937_64& rng, int64_t m, int64_t k, int64_t n, double den
                                b.data(), n, ldb, &check, nullptr);
   const std::string where = std::string(sk_test::dtype_name<T>()) + " m=" + std::to_string(m) + " k=" + std::to_string(k) +
                             " n=" + std::to_string(n) + " sms=" + std::to_string(sm_count) +
-                            " ldb=" + std::to_string(ldb) + (non_finite ? " inf" : "");
+                            " ldb=" + std::to_string(ldb) + (non_finite ? " inf" : "") + (with_bias ? " bias" : "");
   if (check.header != sk::cuda::kNoError || check.bad_bit != sk::cuda::kNoError ||
       check.bad_count != sk::cuda::kNoError)
     fail("validator rejected a valid format: " + where);
@@ -83,7 +85,8 @@ void spmm_case(std::mt19937_64& rng, int64_t m, int64_t k, int64_t n, double den
   const sk::cuda::BitmapSpmmPlan plan = sk::cuda::bitmap_spmm_plan(m, k, n, is_fp32, !is_fp32 && exact, sm_count);
   std::vector<float> ws(static_cast<size_t>(plan.workspace_elems), NAN);
   const sk::cuda::BitmapSpmmArgs<T> args{p.offs.data(), p.masks.data(), values.data(), b.data(), out.data(),
-                                         ws.empty() ? nullptr : ws.data(), m, k, n, ldb, n};
+                                         ws.empty() ? nullptr : ws.data(), m, k, n, ldb, n,
+                                         with_bias ? bias.data() : nullptr};
   sk::cuda::bitmap_spmm<T>(args, plan, nullptr);
 
   for (int64_t i = 0; i < m; ++i) {
@@ -95,7 +98,7 @@ void spmm_case(std::mt19937_64& rng, int64_t m, int64_t k, int64_t n, double den
         if (std::isfinite(got)) fail("row storing the inf column is finite: " + where);
         continue;
       }
-      double s = 0;
+      double s = with_bias ? double(to_f(bias[i])) : 0.0;
       for (int64_t kk = 0; kk < k; ++kk)  // only stored values meet b (0 x inf would be NaN)
         if (a[i * k + kk] != 0.f) s += double(a[i * k + kk]) * to_f(b[kk * ldb + j]);
       const float want = to_f(from_f<T>(static_cast<float>(s)));
@@ -171,6 +174,10 @@ int main() {
       spmm_case<__nv_bfloat16>(rng, s.m, s.k, s.n, density, sms, s.n % 2 ? 3 : 0, false);
       spmm_case<float>(rng, s.m, s.k, s.n, density, sms, 0, false);
       spmm_case<__half>(rng, s.m, s.k, s.n, density, sms, 1, true);  // the exact path
+      // the fused bias: in the mma and CUDA-core epilogues, and in the split-K rounding (70 x 300 x 70 at 132
+      // SMs splits K in two)
+      spmm_case<__nv_bfloat16>(rng, s.m, s.k, s.n, density, sms, 0, false, true);
+      spmm_case<float>(rng, s.m, s.k, s.n, density, sms, 2, false, true);
     }
   }
   return sk_test::summary("bitmap kernels on host threads");

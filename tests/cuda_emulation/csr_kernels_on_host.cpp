@@ -24,7 +24,8 @@ using sk_test::fail;
 using sk_test::g_cases;
 
 template <typename T, typename I>
-void spmm_case(std::mt19937_64& rng, int64_t m, int64_t k, int64_t n, int max_row, int64_t ldb_mode) {
+void spmm_case(std::mt19937_64& rng, int64_t m, int64_t k, int64_t n, int max_row, int64_t ldb_mode,
+               bool with_bias = false) {
   ++g_cases;
   std::uniform_int_distribution<int> val(-4, 4), len(0, max_row);
   std::uniform_int_distribution<int64_t> colu(0, k > 0 ? k - 1 : 0);
@@ -45,22 +46,25 @@ void spmm_case(std::mt19937_64& rng, int64_t m, int64_t k, int64_t n, int max_ro
     for (int64_t c = 0; c < n; ++c) b[r * ldb + c] = sk::cuda::from_float<T>(static_cast<float>(val(rng)));
   std::vector<T> values(vals.size()), out(static_cast<size_t>(m * n), sk::cuda::from_float<T>(NAN));
   for (size_t i = 0; i < vals.size(); ++i) values[i] = sk::cuda::from_float<T>(vals[i]);
+  std::vector<T> bias(static_cast<size_t>(m));  // small integers: out = round(A @ b + bias) exactly
+  for (auto& x : bias) x = sk::cuda::from_float<T>(static_cast<float>(val(rng)));
 
   sk::cuda::CsrValidation check{};
   sk::cuda::csr_validate<I>(row_ptr.data(), col_idx.empty() ? nullptr : col_idx.data(), m, k,
                             static_cast<int64_t>(col_idx.size()), &check, nullptr);
   const std::string where = std::string(sk_test::dtype_name<T>()) + (sizeof(I) == 4 ? " int32" : " int64") + " m=" +
                             std::to_string(m) + " k=" + std::to_string(k) + " n=" + std::to_string(n) +
-                            " ldb=" + std::to_string(ldb);
+                            " ldb=" + std::to_string(ldb) + (with_bias ? " bias" : "");
   if (check.row_ptr_error != sk::cuda::kNoError || check.col_idx_error != sk::cuda::kNoError)
     fail("validator rejected a valid CSR: " + where);
 
   const sk::cuda::CsrSpmmArgs<T, I> args{row_ptr.data(), col_idx.empty() ? nullptr : col_idx.data(), values.data(),
-                                         b.data(), out.data(), m, k, n, ldb, n};
+                                         b.data(), out.data(), m, k, n, ldb, n,
+                                         with_bias ? bias.data() : nullptr};
   sk::cuda::csr_spmm<T, I>(args, nullptr);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      double s = 0;
+      double s = with_bias ? double(sk::cuda::to_float(bias[i])) : 0.0;
       for (I p = row_ptr[i]; p < row_ptr[i + 1]; ++p)
         s += double(vals[p]) * sk::cuda::to_float(b[static_cast<int64_t>(col_idx[p]) * ldb + j]);
       const float want = sk::cuda::to_float(sk::cuda::from_float<T>(static_cast<float>(s)));
@@ -128,6 +132,8 @@ int main() {
     spmm_case<__half, int32_t>(rng, s.m, s.k, s.n, s.max_row, 1);
     spmm_case<__nv_bfloat16, int64_t>(rng, s.m, s.k, s.n, s.max_row, 0);
     spmm_case<__half, int64_t>(rng, s.m, s.k, s.n, s.max_row, -1);  // b rows all the same (stride 0)
+    spmm_case<float, int32_t>(rng, s.m, s.k, s.n, s.max_row, 0, true);  // the fused bias
+    spmm_case<__nv_bfloat16, int32_t>(rng, s.m, s.k, s.n, s.max_row, 2, true);
   }
   return sk_test::summary("csr kernels on host threads");
 }

@@ -35,6 +35,7 @@ struct CsrSpmmArgs {
   int64_t m, k, n;
   int64_t ldb, ldo;
   int64_t nnz;       // length of col_idx and values
+  const T* bias = nullptr;  // [m] added to out's rows before the one rounding, or none
 };
 
 // out[m, n] = A[m, k] @ b[k, n], A in BSR with r x c blocks. Row blocks are
@@ -50,6 +51,7 @@ struct BsrSpmmArgs {
   int64_t m, k, n;
   int64_t r, c;
   int64_t ldb, ldo;
+  const T* bias = nullptr;  // [m] added to out's rows before the one rounding, or none
 };
 
 // out[m, n] = A[m, k] @ b[k, n], A in the bitmap format (docs/formats.md):
@@ -64,6 +66,7 @@ struct BitmapSpmmArgs {
   int64_t m, k, n;
   int64_t ldb, ldo;
   int64_t nvalues;               // length of values
+  const T* bias = nullptr;  // [m] added to out's rows before the one rounding, or none
 };
 
 // The bitmap tile order (docs/formats.md), shared by the SpMM and transposed
@@ -98,6 +101,7 @@ struct Sparse24SpmmArgs {
   T* out;               // [m, n], row stride ldo
   int64_t m, k, n;
   int64_t ldb, ldo;
+  const T* bias = nullptr;  // [m] added to out's rows before the one rounding, or none
 };
 
 }  // namespace cpu

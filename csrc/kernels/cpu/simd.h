@@ -763,6 +763,16 @@ static inline void with_tail(int r, const F& f) {
   }
 }
 
+// The SpMM kernels' fused bias (the *SpmmArgs::bias of kernels.h): c[u] += bias[i] for each of an output row's
+// fp32 sums just before they are rounded to T, so out = round(A @ b + bias) is rounded once (an added pass
+// out + bias would round twice: up to 2x the error of torch's own F.linear in bf16). No bias: c unchanged.
+template <typename T, int NV>
+static inline void add_row_bias(const T* bias, int64_t i, VecF (&c)[NV]) {
+  if (!bias) return;
+  const VecF vb = vset1(to_float(bias[i]));
+  for (int u = 0; u < NV; ++u) c[u] = vadd(c[u], vb);
+}
+
 // dot(a[0..d), b[0..d)) in fp32: 4 independent vector accumulators, then single
 // vectors, then a scalar tail (d need not be a multiple of kW). Used by the SDDMM kernels.
 template <typename T>

@@ -82,6 +82,7 @@ static inline void bsr_panel(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0,
     for (int64_t q = 0; q < cw; ++q, brow += a.ldb) block_column_fma(blk + q, c, brow, acc);
   }
   for (int t = 0; t < R; ++t) {
+    add_row_bias(a.bias, i0 + t, acc[t]);
     T* out = a.out + (i0 + t) * a.ldo + j;
     for (int u = 0; u < NV; ++u) vstore(out + u * kW, acc[t][u]);
   }
@@ -103,7 +104,8 @@ static inline void bsr_column(const BsrSpmmArgs<T, I>& a, I p0, I p1, int64_t i0
       for (int t = 0; t < R; ++t) acc[t] += to_float(blk[t * c + q]) * bv;
     }
   }
-  for (int t = 0; t < R; ++t) a.out[(i0 + t) * a.ldo + j] = from_float<T>(acc[t]);
+  for (int t = 0; t < R; ++t)
+    a.out[(i0 + t) * a.ldo + j] = from_float<T>(a.bias ? acc[t] + to_float(a.bias[i0 + t]) : acc[t]);
 }
 
 // Columns [j0, j1) of rows i0 .. i0+R-1. Fewer rows leave registers for wider panels.
@@ -265,6 +267,12 @@ static void tiled_panel(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end, 
         const float* src = acc + ((bi - g0) * r + t) * W;
         T* dst = a.out + (bi * r + t) * a.ldo + j0;
         int64_t u = 0;
+        if (a.bias) {
+          const VecF vb = vset1(to_float(a.bias[bi * r + t]));
+          for (; u + kW <= jw; u += kW) vstore(dst + u, vadd(vload(src + u), vb));
+          if (u < jw) vstore_partial(dst + u, vadd(vload(src + u), vb), int(jw - u));
+          continue;
+        }
         for (; u + kW <= jw; u += kW) vstore(dst + u, vload(src + u));
         if (u < jw) vstore_partial(dst + u, vload(src + u), int(jw - u));
       }

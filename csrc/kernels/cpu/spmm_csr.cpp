@@ -147,6 +147,7 @@ static int64_t rows_small_n(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t e
     if (!ok) return i;
     for (int s = 1; s < S; ++s)
       for (int u = 0; u < NV; ++u) acc[0][u] = vadd(acc[0][u], acc[s][u]);
+    add_row_bias(a.bias, i, acc[0]);
     T* out = a.out + i * a.ldo;
     for (int u = 0; u < NF; ++u) vstore(out + u * kW, acc[0][u]);
     if (R) vstore_partial(out + NF * kW, acc[0][NF], R);
@@ -192,7 +193,7 @@ static int64_t rows_n1(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
         const int64_t p0 = int64_t(a.row_ptr[i]), p1 = int64_t(a.row_ptr[i + 1]);
         float sum;
         if (!(p0 >= 0 && p0 <= p1 && p1 <= a.nnz) || !row_dot_checked(a, p0, p1, sum)) return i;
-        a.out[i * a.ldo] = from_float<T>(sum);
+        a.out[i * a.ldo] = from_float<T>(a.bias ? sum + to_float(a.bias[i]) : sum);
       }
       return -1;
     }
@@ -200,7 +201,8 @@ static int64_t rows_n1(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
     int64_t p0, p1;
     if (!row_ok(a, i, p0, p1)) return i;
-    a.out[i * a.ldo] = from_float<T>(row_dot(a, p0, p1));
+    const float sum = row_dot(a, p0, p1);
+    a.out[i * a.ldo] = from_float<T>(a.bias ? sum + to_float(a.bias[i]) : sum);
   }
   return -1;
 }
@@ -261,6 +263,7 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
           }
         });
         if (!ok) return i;
+        add_row_bias(a.bias, i, c);
         for (int u = 0; u < 8; ++u) vstore(out + j + u * kW, c[u]);
         continue;
       }
@@ -277,6 +280,10 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
           }
         });
         if (!ok) return i;
+        if (a.bias) {
+          const VecF vb = vset1(to_float(a.bias[i]));
+          c0 = vadd(c0, vb), c1 = vadd(c1, vb), c2 = vadd(c2, vb), c3 = vadd(c3, vb);
+        }
         vstore(out + j, c0);
         vstore(out + j + kW, c1);
         vstore(out + j + 2 * kW, c2);
@@ -298,6 +305,7 @@ static int64_t rows_wide(const CsrSpmmArgs<T, I>& a, int64_t begin, int64_t end)
           if (!ok) return;
           for (int s = 1; s < S; ++s)
             for (int u = 0; u < NV; ++u) c[0][u] = vadd(c[0][u], c[s][u]);
+          add_row_bias(a.bias, i, c[0]);
           t.store(out + j, c[0]);
         });
         if (!ok) return i;

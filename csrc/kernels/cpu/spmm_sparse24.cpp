@@ -230,8 +230,13 @@ static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, const B* b, int64_t ld
       }
       if (last) break;
     }
-    for (int64_t i = i0; i < i1; ++i)
-      for (int64_t j = 0; j < ncols; ++j) out[i * a.ldo + j] = from_float<T>(tile[(i - i0) * N + j]);
+    for (int64_t i = i0; i < i1; ++i) {
+      const float bias = a.bias ? to_float(a.bias[i]) : 0.f;  // the fused bias (simd.h, add_row_bias)
+      if (a.bias)
+        for (int64_t j = 0; j < ncols; ++j) out[i * a.ldo + j] = from_float<T>(tile[(i - i0) * N + j] + bias);
+      else
+        for (int64_t j = 0; j < ncols; ++j) out[i * a.ldo + j] = from_float<T>(tile[(i - i0) * N + j]);
+    }
   }
   return -1;
 }
@@ -310,7 +315,7 @@ constexpr int64_t kSelectMaxN = 3;
 // reads b directly.
 template <int N, typename T>
 static void row_select_n(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, const float* bt,
-                         T* out) {
+                         T* out, const T* bias) {
   static_assert(N >= 2 && N <= 8, "one register per column");
   Vec8 acc[8];
   for (int j = 0; j < 8; ++j) acc[j] = v8zero();
@@ -327,12 +332,15 @@ static void row_select_n(const Sparse24SpmmArgs<T>& a, const T* vals, const uint
     const T* brow = a.b + col * a.ldb;
     for (int j = 0; j < N; ++j) sums[j] += to_float(v) * to_float(brow[j]);
   }, 4 * words);
+  if (bias)
+    for (int j = 0; j < N; ++j) sums[j] += to_float(*bias);
   for (int j = 0; j < N; ++j) out[j] = from_float<T>(sums[j]);
 }
 
 
 template <int NV, typename T>
-static inline void panel(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out, int64_t j) {
+static inline void panel(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out, int64_t j,
+                         const T* bias) {
   VecF acc[NV];
   for (int u = 0; u < NV; ++u) acc[u] = vzero();
   for_each_entry(vals, meta, a.k, [&](int64_t col, T v) {
@@ -340,6 +348,7 @@ static inline void panel(const Sparse24SpmmArgs<T>& a, const T* vals, const uint
     const T* brow = a.b + col * a.ldb + j;
     for (int u = 0; u < NV; ++u) acc[u] = vfma(vv, vload(brow + u * kW), acc[u]);
   });
+  add_row_bias(bias, 0, acc);
   for (int u = 0; u < NV; ++u) vstore(out + j + u * kW, acc[u]);
 }
 
@@ -348,20 +357,21 @@ static inline void panel(const Sparse24SpmmArgs<T>& a, const T* vals, const uint
 // partial vector.
 template <typename T>
 static void row_wide(const Sparse24SpmmArgs<T>& a, const T* vals, const uint16_t* meta, T* out, int64_t j0,
-                     int64_t j1) {
+                     int64_t j1, const T* bias) {
   int64_t j = j0;
   if (j1 - j0 == 8 * kW) {
-    panel<8>(a, vals, meta, out, j);
+    panel<8>(a, vals, meta, out, j, bias);
     return;
   }
-  for (; j + 4 * kW <= j1; j += 4 * kW) panel<4>(a, vals, meta, out, j);
-  for (; j + kW <= j1; j += kW) panel<1>(a, vals, meta, out, j);
+  for (; j + 4 * kW <= j1; j += 4 * kW) panel<4>(a, vals, meta, out, j, bias);
+  for (; j + kW <= j1; j += kW) panel<1>(a, vals, meta, out, j, bias);
   if (j < j1) {
     const int r = int(j1 - j);
     VecF acc = vzero();
     for_each_entry(vals, meta, a.k, [&](int64_t col, T v) {
       acc = vfma(vset1(to_float(v)), vload_partial(a.b + col * a.ldb + j, r), acc);
     });
+    if (bias) acc = vadd(acc, vset1(to_float(*bias)));
     vstore_partial(out + j, acc, r);
   }
 }
@@ -437,6 +447,8 @@ static void rows_block_expand(const Sparse24SpmmArgs<T>& a, const float* bt, int
   for (int i = 0; i < RB; ++i) {
     float sums[8];
     v8storef(sums, v8hsum8(r[i]));
+    if (a.bias)
+      for (int c = 0; c < N; ++c) sums[c] += to_float(a.bias[i0 + i]);
     T* out = a.out + (i0 + i) * a.ldo;
     for (int c = 0; c < N; ++c) out[c] = from_float<T>(sums[c]);
   }
@@ -461,7 +473,8 @@ static int64_t rows_expand(const Sparse24SpmmArgs<T>& a, const float* bt, int64_
   return -1;
 }
 
-// Calls row(values, meta, out) for rows [begin, end), each checked first
+// Calls row(values, meta, out, bias) for rows [begin, end) (bias: the row's
+// entry of a.bias, or nullptr), each checked first
 // unless check is false (a later column block of rows already checked).
 // The rows' values are one contiguous stream, left to the hardware
 // prefetcher: prefetching the whole row after next at each row's start (a
@@ -475,7 +488,7 @@ static int64_t rows(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, co
   for (int64_t i = begin; i < end; ++i) {
     const uint16_t* meta = a.meta + i * (kp / 16);
     if (check && !meta_row_ok(meta, kp / 16)) return i;
-    row(a.values + i * (kp / 2), meta, a.out + i * a.ldo);
+    row(a.values + i * (kp / 2), meta, a.out + i * a.ldo, a.bias ? a.bias + i : nullptr);
   }
   return -1;
 }
@@ -700,6 +713,8 @@ static int64_t rows_bf16_dot(const Sparse24SpmmArgs<bf16_t>& a, int64_t begin, i
         const bf16_t* brow = a.b + col * a.ldb;
         for (int64_t j = 0; j < a.n; ++j) sums[j] += to_float(v) * to_float(brow[j]);
       }, full);
+      if (a.bias)
+        for (int64_t j = 0; j < a.n; ++j) sums[j] += to_float(a.bias[i]);
       bf16_t* out = a.out + i * a.ldo;
       for (int64_t j = 0; j < a.n; ++j) out[j] = from_float<bf16_t>(sums[j]);
     }
@@ -764,15 +779,16 @@ void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int
   const bool int32_offsets = a.ldb < (int64_t(1) << 28);
   switch (a.n >= 2 && a.n <= 16 && !int32_offsets ? int64_t(0) : a.n) {
     case 1:
-      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) {
-        out[0] = from_float<T>(row_dot(vals, meta, a.k, a.b, a.ldb));
+      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out, const T* bias) {
+        const float sum = row_dot(vals, meta, a.k, a.b, a.ldb);
+        out[0] = from_float<T>(bias ? sum + to_float(*bias) : sum);
       });
       break;
 #define SK_CASE(N)                                                                                 \
   case N:                                                                                          \
     if (bt != nullptr)                                                                             \
-      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) {                 \
-        row_select_n<N>(a, vals, meta, bt, out);                                                   \
+      bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out, const T* bias) {  \
+        row_select_n<N>(a, vals, meta, bt, out, bias);                                             \
       });                                                                                          \
     else                                                                                           \
       bad = rows_small_n<N>(a, begin, end);                                                        \
@@ -794,8 +810,8 @@ void sparse24_spmm(const Sparse24SpmmArgs<T>& a, int64_t begin, int64_t end, int
       // outermost, b read in place (each row reads half of b's rows)
       for (int64_t j0 = 0; j0 < a.n && bad < 0; j0 += 8 * kW) {
         const int64_t j1 = a.n - j0 < 8 * kW ? a.n : j0 + 8 * kW;
-        bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out) {
-          row_wide(a, vals, meta, out, j0, j1);
+        bad = rows(a, begin, end, [&](const T* vals, const uint16_t* meta, T* out, const T* bias) {
+          row_wide(a, vals, meta, out, j0, j1, bias);
         }, j0 == 0);
       }
       break;

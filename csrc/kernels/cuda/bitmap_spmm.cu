@@ -25,7 +25,8 @@
 // over the 4 lanes of a row at the end. Only stored values multiply b.
 //
 // Split K: partial sums go to an fp32 workspace by atomicAdd (zeroed first),
-// then one kernel rounds it into out, so 16-bit outputs are rounded once.
+// then one kernel rounds it into out, so 16-bit outputs are rounded once. The
+// optional bias (a.bias) is added to the fp32 sums just before that rounding.
 #include <type_traits>
 
 #include "kernels/cuda/bitmap_fragment.h"
@@ -174,7 +175,8 @@ __global__ void __launch_bounds__(kThreads)
           if (split)
             atomicAdd(a.workspace + row * a.n + col, acc[j][i]);
           else
-            a.out[row * a.ldo + col] = from_float<T>(acc[j][i]);
+            a.out[row * a.ldo + col] =
+                from_float<T>(a.bias != nullptr ? acc[j][i] + to_float(a.bias[row]) : acc[j][i]);
         }
       }
     }
@@ -251,7 +253,8 @@ __global__ void __launch_bounds__(kThreads)
           if (split)
             atomicAdd(a.workspace + row * a.n + col, acc[r][c]);
           else
-            a.out[row * a.ldo + col] = from_float<T>(acc[r][c]);
+            a.out[row * a.ldo + col] =
+                from_float<T>(a.bias != nullptr ? acc[r][c] + to_float(a.bias[row]) : acc[r][c]);
         }
       }
     }
@@ -260,13 +263,13 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T>
-__global__ void round_workspace_kernel(const float* __restrict__ ws, T* __restrict__ out, const int64_t m,
-                                       const int64_t n, const int64_t ldo) {
+__global__ void round_workspace_kernel(const float* __restrict__ ws, const T* __restrict__ bias, T* __restrict__ out,
+                                       const int64_t m, const int64_t n, const int64_t ldo) {
   const int64_t total = m * n;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
     const int64_t r = i / n, c = i - r * n;
-    out[r * ldo + c] = from_float<T>(ws[i]);
+    out[r * ldo + c] = from_float<T>(bias != nullptr ? ws[i] + to_float(bias[r]) : ws[i]);
   }
 }
 
@@ -329,7 +332,7 @@ cudaError_t bitmap_spmm(const BitmapSpmmArgs<T>& a, const BitmapSpmmPlan& p, cud
   if (p.splits > 1) {
     const unsigned blocks = grid_blocks(a.m * a.n, 256, kMaxFinishBlocks);
     const auto kernel = round_workspace_kernel<T>;
-    SK_LAUNCH(kernel, blocks, 256, stream)(a.workspace, a.out, a.m, a.n, a.ldo);
+    SK_LAUNCH(kernel, blocks, 256, stream)(a.workspace, a.bias, a.out, a.m, a.n, a.ldo);
   }
   return cudaGetLastError();
 }

@@ -35,6 +35,7 @@ struct CsrSpmmArgs {
                      // every element is written (empty rows get zeros)
   int64_t m, k, n;   // any values >= 0; m == 0 or n == 0 launches nothing
   int64_t ldb, ldo;  // row strides of b and out, in elements
+  const T* bias = nullptr;  // device, [m] added to each output row before the one rounding, or none
 };
 
 // Enqueues the SpMM on `stream`. Instantiated for T in {float, __half,
@@ -100,6 +101,7 @@ struct BitmapSpmmArgs {
   float* workspace;              // device, bitmap_spmm_plan(...).workspace_elems floats (nullptr when 0)
   int64_t m, k, n;               // any values >= 0
   int64_t ldb, ldo;
+  const T* bias = nullptr;  // device, [m] added to each output row before the one rounding, or none
 };
 
 struct BitmapSpmmPlan {

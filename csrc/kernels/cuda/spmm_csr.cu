@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock, kMinBlocksPerSm)
 #pragma unroll
     for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
       sum += __shfl_xor_sync(kFullWarpMask, sum, offset);
-    if (lane == 0) a.out[row * a.ldo] = from_float<T>(sum);
+    if (lane == 0) a.out[row * a.ldo] = from_float<T>(a.bias != nullptr ? sum + to_float(a.bias[row]) : sum);
   }
 }
 
@@ -87,10 +87,11 @@ __global__ void __launch_bounds__(kThreadsPerBlock, kMinBlocksPerSm)
       }
     }
     T* out_row = a.out + row * a.ldo;
+    const float bias = a.bias != nullptr ? to_float(a.bias[row]) : 0.f;
 #pragma unroll
     for (int c = 0; c < kCols; ++c) {
       const int64_t j = col0 + c * kWarpSize;
-      if (j < a.n) out_row[j] = from_float<T>(acc[c]);
+      if (j < a.n) out_row[j] = from_float<T>(a.bias != nullptr ? acc[c] + bias : acc[c]);
     }
   }
 }

@@ -15,7 +15,7 @@
 namespace sk {
 
 at::Tensor bitmap_spmm_cpu(const at::Tensor& group_offsets, const at::Tensor& bitmaps, const at::Tensor& values,
-                           const at::Tensor& b, int64_t m) {
+                           const at::Tensor& b, int64_t m, const std::optional<at::Tensor>& bias_opt) {
   constexpr const char* op = "sparse::bitmap_spmm";
   const at::Tensor bb = check_spmm_dense_operand(op, values, b);
   const int64_t k = bb.size(0), n = bb.size(1);
@@ -23,6 +23,7 @@ at::Tensor bitmap_spmm_cpu(const at::Tensor& group_offsets, const at::Tensor& bi
   // count and edge bits before using it, and on a bad one the full validator
   // raises its message.
   check_bitmap_header(op, group_offsets, bitmaps, values, m, k);
+  const at::Tensor bias = check_spmm_bias(op, values, bias_opt, m);
   at::Tensor out = empty_output({m, n}, bb.options());
   auto validate = [&] { validate_bitmap(op, group_offsets, bitmaps, values, m, k); };
   if (m == 0 || n == 0) {
@@ -45,6 +46,7 @@ at::Tensor bitmap_spmm_cpu(const at::Tensor& group_offsets, const at::Tensor& bi
                                            values.numel()};
     at::parallel_for(0, group_rows, spmm_row_grain(group_rows, values.numel(), n),
                      [&](int64_t begin, int64_t end) { SK_CPU_CALL(bitmap_spmm_f64, args, begin, end); });
+    if (bias.defined()) out.add_(bias.unsqueeze(1));  // double: rounding twice costs nothing visible
     return out;
   }
   dispatch_value_type(values.scalar_type(), op, [&](auto vtag) {
@@ -59,7 +61,7 @@ at::Tensor bitmap_spmm_cpu(const at::Tensor& group_offsets, const at::Tensor& bi
                                       n,
                                       bb.stride(0),
                                       out.stride(0),
-                                      values.numel()};
+                                      values.numel(), bias.defined() ? data_as<const T>(bias) : nullptr};
     const int64_t bad = parallel_first_bad(group_rows, spmm_row_grain(group_rows, values.numel(), n),
                                            [&](int64_t begin, int64_t end, int64_t* first) {
                                              SK_CPU_CALL_BF16DOT(CpuIsa::avx512bf16, bitmap_spmm, args, begin, end, first);

@@ -14,12 +14,13 @@
 namespace sk {
 
 at::Tensor bsr_spmm_cpu(const at::Tensor& block_row_ptr, const at::Tensor& block_col_idx, const at::Tensor& blocks,
-                        const at::Tensor& b, int64_t m) {
+                        const at::Tensor& b, int64_t m, const std::optional<at::Tensor>& bias_opt) {
   constexpr const char* op = "sparse::bsr_spmm";
   SK_CHECK_SAME_DTYPE(op, blocks, b);
   const at::Tensor bb = check_spmm_dense_operand(op, blocks, b);
   const int64_t k = bb.size(0), n = bb.size(1);
   validate_bsr(op, block_row_ptr, block_col_idx, blocks, m, k);
+  const at::Tensor bias = check_spmm_bias(op, blocks, bias_opt, m, "blocks");
   at::Tensor out = empty_output({m, n}, bb.options());
   if (m == 0 || n == 0) return out;
   const int64_t r = blocks.size(1), c = blocks.size(2);
@@ -34,6 +35,7 @@ at::Tensor bsr_spmm_cpu(const at::Tensor& block_row_ptr, const at::Tensor& block
       at::parallel_for(0, row_blocks, spmm_row_grain(row_blocks, nnz, n),
                        [&](int64_t begin, int64_t end) { SK_CPU_CALL(bsr_spmm_f64, args, begin, end); });
     });
+    if (bias.defined()) out.add_(bias.unsqueeze(1));  // double: rounding twice costs nothing visible
     return out;
   }
   dispatch_value_type(blocks.scalar_type(), op, [&](auto vtag) {
@@ -45,7 +47,7 @@ at::Tensor bsr_spmm_cpu(const at::Tensor& block_row_ptr, const at::Tensor& block
                                         data_as<T>(out),             m,
                                         k,                           n,
                                         r,                           c,
-                                        bb.stride(0),                out.stride(0)};
+                                        bb.stride(0),                out.stride(0), bias.defined() ? data_as<const T>(bias) : nullptr};
       at::parallel_for(0, row_blocks, spmm_row_grain(row_blocks, nnz, n), [&](int64_t begin, int64_t end) {
         SK_CPU_CALL(bsr_spmm, args, begin, end);
       });

@@ -33,17 +33,17 @@ at::Tensor spmm_native_sparse(const at::Tensor& a, const at::Tensor& b) {
     static auto op = c10::Dispatcher::singleton()
                          .findSchemaOrThrow("sparse::csr_spmm", "")
                          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                           const at::Tensor&, c10::SymInt)>();
-    return op.call(a.crow_indices(), a.col_indices(), a.values(), b, c10::SymInt(m));
+                                           const at::Tensor&, c10::SymInt, const std::optional<at::Tensor>&)>();
+    return op.call(a.crow_indices(), a.col_indices(), a.values(), b, c10::SymInt(m), std::nullopt);
   }
   if (a.layout() == at::kSparseBsr) {
     static auto op = c10::Dispatcher::singleton()
                          .findSchemaOrThrow("sparse::bsr_spmm", "")
                          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                           const at::Tensor&, c10::SymInt)>();
+                                           const at::Tensor&, c10::SymInt, const std::optional<at::Tensor>&)>();
     TORCH_CHECK_VALUE(a.values().dim() == 3, kOp, ": BSR 'a' must have 2-D blocks (values of shape [nnzb, r, c]), got ",
                       a.values().sizes());
-    return op.call(a.crow_indices(), a.col_indices(), a.values(), b, c10::SymInt(m));
+    return op.call(a.crow_indices(), a.col_indices(), a.values(), b, c10::SymInt(m), std::nullopt);
   }
   TORCH_CHECK_NOT_IMPLEMENTED(false, kOp, ": torch sparse layout ", a.layout(),
                               " is not supported; use CSR or BSR (a.to_sparse_csr()) or a sparsekernels format "

@@ -19,7 +19,7 @@
 namespace sk {
 
 at::Tensor bitmap_spmm_cuda(const at::Tensor& group_offsets, const at::Tensor& bitmaps, const at::Tensor& values,
-                            const at::Tensor& b, int64_t m) {
+                            const at::Tensor& b, int64_t m, const std::optional<at::Tensor>& bias_opt) {
   constexpr const char* op = "sparse::bitmap_spmm";
   SK_CHECK_SAME_DEVICE(op, values, b);
   TORCH_CHECK(b.is_cuda(), op, ": 'b' must be a CUDA tensor here, got device ", b.device());
@@ -30,6 +30,7 @@ at::Tensor bitmap_spmm_cuda(const at::Tensor& group_offsets, const at::Tensor& b
   const bool is_fp32 = values.scalar_type() == at::kFloat;
   const bool b_non_finite =
       validate_bitmap_cuda(op, group_offsets, bitmaps, values, m, k, is_fp32 ? at::Tensor() : bb);
+  const at::Tensor bias = check_spmm_bias(op, values, bias_opt, m);
   at::Tensor out = empty_output({m, n}, bb.options());
   if (m == 0 || n == 0) return out;
 
@@ -48,7 +49,8 @@ at::Tensor bitmap_spmm_cuda(const at::Tensor& group_offsets, const at::Tensor& b
                                        data_as<T>(out),
                                        workspace.defined() ? workspace.data_ptr<float>() : nullptr,
                                        m, k, n,
-                                       bb.stride(0), out.stride(0)};
+                                       bb.stride(0), out.stride(0),
+                                       bias.defined() ? data_as<const T>(bias) : nullptr};
     C10_CUDA_CHECK(cuda::bitmap_spmm<T>(args, plan, stream));
   });
   return out;

@@ -16,7 +16,7 @@
 namespace sk {
 
 at::Tensor csr_spmm_cuda(const at::Tensor& row_ptr, const at::Tensor& col_idx, const at::Tensor& values,
-                         const at::Tensor& b, int64_t m) {
+                         const at::Tensor& b, int64_t m, const std::optional<at::Tensor>& bias_opt) {
   constexpr const char* op = "sparse::csr_spmm";
   // Device checks first: b.contiguous() below must not run on a foreign device.
   SK_CHECK_SAME_DEVICE(op, values, b);
@@ -25,6 +25,7 @@ at::Tensor csr_spmm_cuda(const at::Tensor& row_ptr, const at::Tensor& col_idx, c
   const at::Tensor bb = check_spmm_dense_operand(op, values, b);
   const int64_t k = bb.size(0), n = bb.size(1);
   validate_csr_cuda(op, row_ptr, col_idx, values, m, k);
+  const at::Tensor bias = check_spmm_bias(op, values, bias_opt, m);
   at::Tensor out = empty_output({m, n}, bb.options());
   if (m == 0 || n == 0) return out;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
@@ -38,7 +39,8 @@ at::Tensor csr_spmm_cuda(const at::Tensor& row_ptr, const at::Tensor& col_idx, c
                                          data_as<const T>(bb),
                                          data_as<T>(out),
                                          m, k, n,
-                                         bb.stride(0), out.stride(0)};
+                                         bb.stride(0), out.stride(0),
+                                         bias.defined() ? data_as<const T>(bias) : nullptr};
       const cudaError_t launched = cuda::csr_spmm<T, I>(args, stream);
       C10_CUDA_CHECK(launched);
     });

@@ -190,9 +190,10 @@ class SparseFormatTensor(torch.Tensor):
             return self._spmm_t(b)
         return self._spmm(b)
 
-    def _dense_matmul(self, x: torch.Tensor) -> torch.Tensor:
-        """x @ self for a dense 2-D x: (W @ x.T).T for a transposed format tensor W.T (the nn.Linear case),
-        (A.T @ x.T).T by the transposed SpMM for a stored A (the gradient of the input of x @ A.T)."""
+    def _dense_matmul(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x @ self (+ bias) for a dense 2-D x: (W @ x.T).T for a transposed format tensor W.T (the nn.Linear case;
+        a 1-D bias of W's rows is added inside the kernel, rounded once), (A.T @ x.T).T by the transposed SpMM for a
+        stored A (the gradient of the input of x @ A.T; a bias is added afterwards)."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{self.FORMAT} SpMM: the dense operand must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 2 or x.shape[1] != self.shape[0]:
@@ -200,8 +201,9 @@ class SparseFormatTensor(torch.Tensor):
                 f"{self.FORMAT} SpMM: shapes {tuple(x.shape)} and {tuple(self.shape)} cannot be multiplied"
             )
         if not self.transposed:
-            return self._spmm_t(x.t()).t().contiguous()
-        return self._spmm(x.t()).t().contiguous()
+            out = self._spmm_t(x.t()).t().contiguous()
+            return out if bias is None else out + bias
+        return self._spmm(x.t(), bias).t().contiguous()
 
     def _spmm_t(self, b: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -283,10 +285,22 @@ def _check_bias(fn: str, name: str, bias, out: torch.Tensor) -> None:
                         f"convert one of them to the same dtype")
 
 
+def _fusable_bias(bias, x, w) -> bool:
+    """Whether x @ w + bias can add the bias inside the SpMM kernel (rounded once, as torch's own addmm / linear
+    rounds): w a transposed format tensor (an nn.Linear weight W.T, bias one entry per row of W), bias 1-D of W's
+    row count in the values' dtype, x dense. Anything else (a 2-D or broadcast bias, another dtype, which raises
+    below) takes out + bias."""
+    return (_is_fmt(w) and not _is_fmt(x) and w.transposed and isinstance(bias, torch.Tensor)
+            and not _is_fmt(bias) and bias.dim() == 1 and bias.shape[0] == w.shape[1] and bias.dtype == w.dtype
+            and bias.device == w.device and isinstance(x, torch.Tensor) and x.dim() == 2)
+
+
 def _handle_addmm(func, args, kwargs):
     bias, a, b = args[:3]
     beta = kwargs.get("beta", args[3] if len(args) > 3 else 1)
     alpha = kwargs.get("alpha", args[4] if len(args) > 4 else 1)
+    if alpha == 1 and beta == 1 and _fusable_bias(bias, a, b):
+        return b._dense_matmul(a, bias)
     out = _mm(a, b)
     _check_bias("addmm", "input' (linear's 'bias", bias, out)
     if alpha != 1:
@@ -302,7 +316,10 @@ def _handle_linear(func, args, kwargs):
     if not _is_fmt(w) or _is_fmt(x):
         raise TypeError("linear: only a sparsekernels format tensor as the weight is supported")
     x2 = x.reshape(-1, x.shape[-1])
-    out = _handle_t(func, (w,), {})._dense_matmul(x2) if not w.transposed else w._matmul_dense(x2.t()).t()
+    wt = _handle_t(func, (w,), {}) if not w.transposed else None
+    if wt is not None and _fusable_bias(bias, x2, wt):
+        return wt._dense_matmul(x2, bias).reshape(*x.shape[:-1], w.shape[0])
+    out = wt._dense_matmul(x2) if wt is not None else w._matmul_dense(x2.t()).t()
     out = out.reshape(*x.shape[:-1], out.shape[-1])
     _check_bias("linear", "bias", bias, out)
     return out if bias is None else out + bias

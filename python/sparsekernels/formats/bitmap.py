@@ -25,8 +25,8 @@ class BitmapTensor(SparseFormatTensor):
         table = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64, device=self.bitmaps.device)
         return int(table[self.bitmaps.view(torch.uint8).long()].sum())  # popcount by bytes
 
-    def _spmm(self, b):
-        return torch.ops.sparse.bitmap_spmm(self.group_offsets, self.bitmaps, self.values, b, self._mk[0])
+    def _spmm(self, b, bias=None):
+        return torch.ops.sparse.bitmap_spmm(self.group_offsets, self.bitmaps, self.values, b, self._mk[0], bias)
 
     def _spmm_t(self, b):
         return torch.ops.sparse.bitmap_spmm_t(self.group_offsets, self.bitmaps, self.values, b, self._mk[1])

@@ -44,8 +44,8 @@ class BSRTensor(SparseFormatTensor):
     def _repr_meta(self):
         return {"blocksize": self.blocksize}
 
-    def _spmm(self, b):
-        return torch.ops.sparse.bsr_spmm(self.block_row_ptr, self.block_col_idx, self.blocks, b, self._mk[0])
+    def _spmm(self, b, bias=None):
+        return torch.ops.sparse.bsr_spmm(self.block_row_ptr, self.block_col_idx, self.blocks, b, self._mk[0], bias)
 
     def _spmm_t(self, b):
         return torch.ops.sparse.bsr_spmm_t(self.block_row_ptr, self.block_col_idx, self.blocks, b, self._mk[1])

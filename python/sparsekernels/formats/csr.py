@@ -20,8 +20,8 @@ class CSRTensor(SparseFormatTensor):
     def nnz(self) -> int:
         return self.values.numel()
 
-    def _spmm(self, b):
-        return torch.ops.sparse.csr_spmm(self.row_ptr, self.col_idx, self.values, b, self._mk[0])
+    def _spmm(self, b, bias=None):
+        return torch.ops.sparse.csr_spmm(self.row_ptr, self.col_idx, self.values, b, self._mk[0], bias)
 
     def _spmm_t(self, b):
         return torch.ops.sparse.csr_spmm_t(self.row_ptr, self.col_idx, self.values, b, self._mk[1])

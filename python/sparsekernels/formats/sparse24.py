@@ -29,9 +29,9 @@ class Sparse24Tensor(SparseFormatTensor):
             raise ValueError(f"Sparse24Tensor of shape {self._mk} (stored) has {self._mk[0]} rows, but its 'values' "
                              f"has {self.values.shape[0]} (shape {tuple(self.values.shape)})")
 
-    def _spmm(self, b):
+    def _spmm(self, b, bias=None):
         self._check_shape()
-        return torch.ops.sparse.sparse24_spmm(self.values, self.meta, b)
+        return torch.ops.sparse.sparse24_spmm(self.values, self.meta, b, bias)
 
     def _spmm_t(self, b):
         self._check_shape()
