@@ -66,7 +66,7 @@ def cancelling_bias(a64, b64, dtype, seed):
 # Shapes reaching each kernel path: n = 1 (dot products), 2..8 (expansions / select / pair dot), 9..16
 # (register rows), 17+ (wide panels, BSR's packed panel from 64), odd m / k with edge groups / blocks.
 SHAPES = [(70, 130, 1), (33, 64, 2), (65, 96, 3), (17, 40, 4), (64, 128, 8), (40, 33, 9), (96, 96, 16),
-          (31, 70, 24), (66, 65, 33), (20, 48, 70), (9, 1, 5)]
+          (31, 70, 24), (66, 65, 33), (20, 48, 70), (9, 1, 5), (9, 0, 5)]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
