@@ -53,15 +53,15 @@ def _register_fake(name):
 
 # ---- SpMM -------------------------------------------------------------------
 # The optional bias [m] (out = A @ b + bias[:, None], rounded once) is checked as the kernels check it.
-def _check_bias_fake(op, values, bias, m):
+def _check_bias_fake(op, values, bias, m, values_name="values"):
     if bias is None:
         return
     if bias.dim() != 1 or bias.shape[0] != m:
         raise ValueError(f"sparse::{op}: 'bias' must be a 1-D tensor of length m = {m} (one entry per output row), "
                          f"got shape {list(bias.shape)}")
     if bias.dtype != values.dtype:
-        raise TypeError(f"sparse::{op}: '{'blocks' if op == 'bsr_spmm' else 'values'}' and 'bias' must have the same "
-                        f"dtype, got {values.dtype} and {bias.dtype}")
+        raise TypeError(f"sparse::{op}: '{values_name}' and 'bias' must have the same dtype, got {values.dtype} and "
+                        f"{bias.dtype}")
 
 
 @_register_fake("csr_spmm")
@@ -72,7 +72,7 @@ def _csr_spmm_fake(row_ptr, col_idx, values, b, m, bias=None):
 
 @_register_fake("bsr_spmm")
 def _bsr_spmm_fake(block_row_ptr, block_col_idx, blocks, b, m, bias=None):
-    _check_bias_fake("bsr_spmm", blocks, bias, m)
+    _check_bias_fake("bsr_spmm", blocks, bias, m, "blocks")
     return b.new_empty((m, b.shape[1]))
 
 

@@ -773,6 +773,21 @@ static inline void add_row_bias(const T* bias, int64_t i, VecF (&c)[NV]) {
   for (int u = 0; u < NV; ++u) c[u] = vadd(c[u], vb);
 }
 
+// An fp32 scratch row to its output row: dst[0 .. n) = src[0 .. n) (+ *bias, the row's entry of the fused bias,
+// unless bias is nullptr), rounded to T.
+template <typename T>
+static inline void store_row_sums(T* dst, const float* src, int64_t n, const T* bias) {
+  int64_t j = 0;
+  if (bias) {
+    const VecF vb = vset1(to_float(*bias));
+    for (; j + kW <= n; j += kW) vstore(dst + j, vadd(vload(src + j), vb));
+    if (j < n) vstore_partial(dst + j, vadd(vload_partial(src + j, int(n - j)), vb), int(n - j));
+    return;
+  }
+  for (; j + kW <= n; j += kW) vstore(dst + j, vload(src + j));
+  if (j < n) vstore_partial(dst + j, vload_partial(src + j, int(n - j)), int(n - j));
+}
+
 // dot(a[0..d), b[0..d)) in fp32: 4 independent vector accumulators, then single
 // vectors, then a scalar tail (d need not be a multiple of kW). Used by the SDDMM kernels.
 template <typename T>

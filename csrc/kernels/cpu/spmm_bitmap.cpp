@@ -909,17 +909,7 @@ static bool group_row_spmm(const BitmapSpmmArgs<T>& a, const Plan& plan, Scratch
     }))
     return false;
   for (int lr = 0; lr < rows; ++lr) {
-    const float* acc = sc.acc + lr * stride;
-    T* out = a.out + (r0 + lr) * a.ldo + j0;
-    int64_t j = 0;
-    if (a.bias) {  // the fused bias (simd.h, add_row_bias)
-      const VecF vb = vset1(to_float(a.bias[r0 + lr]));
-      for (; j + kW <= nc; j += kW) vstore(out + j, vadd(vload(acc + j), vb));
-      if (j < nc) vstore_partial(out + j, vadd(vload_partial(acc + j, int(nc - j)), vb), int(nc - j));
-      continue;
-    }
-    for (; j + kW <= nc; j += kW) vstore(out + j, vload(acc + j));
-    if (j < nc) vstore_partial(out + j, vload_partial(acc + j, int(nc - j)), int(nc - j));
+    store_row_sums(a.out + (r0 + lr) * a.ldo + j0, sc.acc + lr * stride, nc, a.bias ? a.bias + r0 + lr : nullptr);
   }
   return true;
 }

@@ -264,17 +264,8 @@ static void tiled_panel(const BsrSpmmArgs<T, I>& a, int64_t begin, int64_t end, 
     for (int64_t bi = g0; bi < g1; ++bi) {
       const int64_t rows = min_i64(r, a.m - bi * r);
       for (int64_t t = 0; t < rows; ++t) {
-        const float* src = acc + ((bi - g0) * r + t) * W;
-        T* dst = a.out + (bi * r + t) * a.ldo + j0;
-        int64_t u = 0;
-        if (a.bias) {
-          const VecF vb = vset1(to_float(a.bias[bi * r + t]));
-          for (; u + kW <= jw; u += kW) vstore(dst + u, vadd(vload(src + u), vb));
-          if (u < jw) vstore_partial(dst + u, vadd(vload(src + u), vb), int(jw - u));
-          continue;
-        }
-        for (; u + kW <= jw; u += kW) vstore(dst + u, vload(src + u));
-        if (u < jw) vstore_partial(dst + u, vload(src + u), int(jw - u));
+        store_row_sums(a.out + (bi * r + t) * a.ldo + j0, acc + ((bi - g0) * r + t) * W, jw,
+                       a.bias ? a.bias + bi * r + t : nullptr);
       }
     }
   }

@@ -231,11 +231,10 @@ static int64_t rows_small_n(const Sparse24SpmmArgs<T>& a, const B* b, int64_t ld
       if (last) break;
     }
     for (int64_t i = i0; i < i1; ++i) {
-      const float bias = a.bias ? to_float(a.bias[i]) : 0.f;  // the fused bias (simd.h, add_row_bias)
-      if (a.bias)
-        for (int64_t j = 0; j < ncols; ++j) out[i * a.ldo + j] = from_float<T>(tile[(i - i0) * N + j] + bias);
-      else
-        for (int64_t j = 0; j < ncols; ++j) out[i * a.ldo + j] = from_float<T>(tile[(i - i0) * N + j]);
+      float* sums = tile + (i - i0) * N;
+      if (a.bias)  // the fused bias (simd.h, add_row_bias)
+        for (int64_t j = 0; j < ncols; ++j) sums[j] += to_float(a.bias[i]);
+      for (int64_t j = 0; j < ncols; ++j) out[i * a.ldo + j] = from_float<T>(sums[j]);
     }
   }
   return -1;
